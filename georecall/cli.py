@@ -1,0 +1,277 @@
+"""The ``georecall`` command line. Exit codes: 0 success/exact, 1 a check failed, 2 bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from constructions.codebooks import CODEBOOKS
+from constructions.codebooks import make_codebook
+from constructions.registry import CONSTRUCTIONS, build_construction
+from constructions.shared_space import empirical_threshold_d, shared_space_dimensions
+from georecall.tables import format_table
+from theory.instance import Instance
+from theory.io import load_model, save_model
+from theory.verify import DEFAULT_MEMORY_BUDGET_BYTES, verify_single_hop
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+# `georecall check` defaults: every construction at two sizes (shared-space at its proven d).
+CHECK_CASES = [
+    ("block", "binary", 1, 256, 4),
+    ("block", "multilevel", 2, 256, 4),
+    ("block", "multilevel", 4, 256, 4),
+    ("block", "rademacher", 1, 256, 4),
+    ("block", "binary", 1, 4096, 8),
+    ("block", "multilevel", 2, 4096, 8),
+    ("block", "rademacher", 1, 4096, 8),
+    ("shared-space", "binary", 1, 64, 2),
+    ("shared-space", "binary", 1, 256, 4),
+]
+
+CHECK_COLUMNS = [
+    ("construction", "construction"),
+    ("N", "N"),
+    ("R", "R"),
+    ("d_model", "d_model"),
+    ("d_mlp", "d_mlp"),
+    ("subject_params", "subject params"),
+    ("shared_params", "shared params"),
+    ("bits_per_coordinate", "bits/coord"),
+    ("guaranteed_margin", "proven margin"),
+    ("min_margin", "min margin"),
+    ("exact_recall", "exact"),
+    ("queries", "queries"),
+    ("seconds", "seconds"),
+]
+
+
+class BadInput(Exception):
+    """Raised for anything the user must fix; printed as one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of usage + message
+        raise BadInput(f"{self.prog}: {message}")
+
+
+def _positive_int(name):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+        return value
+
+    return parse
+
+
+def add_construction_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--construction", default="block", help=f"one of: {', '.join(CONSTRUCTIONS)} (default block)")
+    p.add_argument("--codebook", default="binary", help=f"one of: {', '.join(CODEBOOKS)} (default binary)")
+    p.add_argument("--N", type=_positive_int("--N"), default=256, help="number of subjects, >= 2 (default 256)")
+    p.add_argument("--R", type=_positive_int("--R"), default=4, help="number of relations, >= 1 (default 4)")
+    p.add_argument("--seed", type=_positive_int("--seed"), default=0, help="seed of the random facts (default 0)")
+    p.add_argument("--precision", type=_positive_int("--precision"), default=1, help="bits per coordinate p for --codebook multilevel (default 1)")
+    p.add_argument("--delta", type=float, default=1e-3, help="failure probability for random codes / random maps (default 1e-3)")
+    p.add_argument("--codebook-seed", type=_positive_int("--codebook-seed"), default=0, help="seed of random codes (default 0)")
+    p.add_argument("--d", type=_positive_int("--d"), default=None, help="shared-space dimension (default: the proven sufficient d)")
+    p.add_argument("--maps-seed", type=_positive_int("--maps-seed"), default=0, help="seed of the shared-space maps M_r (default 0)")
+
+
+def make_parser() -> Parser:
+    parser = Parser(prog="georecall", description="Build and verify geometric factual-recall constructions.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    build = sub.add_parser("build", help="build a construction and write its weights file")
+    add_construction_options(build)
+    build.add_argument("--out", required=True, help="path of the .npz weights file to write")
+    build.add_argument("--json", action="store_true", help="print the spec as one JSON object")
+
+    verify = sub.add_parser("verify", help="check exact recall of a weights file on every query")
+    verify.add_argument("file", help="a .npz weights file (docs/FORMAT.md)")
+    verify.add_argument("--json", action="store_true", help="print one JSON object")
+    verify.add_argument("--memory-budget-mb", type=float, default=DEFAULT_MEMORY_BUDGET_BYTES / 2**20, help="memory budget of one chunk (default 256)")
+    verify.add_argument("--max-listed", type=_positive_int("--max-listed"), default=10, help="failing queries to list (default 10)")
+    verify.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
+
+    check = sub.add_parser("check", help="build and verify every construction at default sizes; print a table")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sizes = sub.add_parser("sizes", help="d_model, d_mlp and parameter counts of every codebook at given N and R")
+    sizes.add_argument("--N", type=_positive_int("--N"), nargs="+", default=[2**8, 2**12, 2**16], help="subject counts (default 256 4096 65536)")
+    sizes.add_argument("--R", type=_positive_int("--R"), nargs="+", default=[1, 4, 8], help="relation counts (default 1 4 8)")
+    sizes.add_argument("--delta", type=float, default=1e-3, help="failure probability for random codes and maps (default 1e-3)")
+    sizes.add_argument("--json", action="store_true", help="print one JSON object")
+
+    threshold = sub.add_parser("threshold", help="shared-space: Theorem 3's sufficient d next to the least d measured exact")
+    threshold.add_argument("--N", type=_positive_int("--N"), nargs="+", default=[64, 256], help="subject counts (default 64 256)")
+    threshold.add_argument("--R", type=_positive_int("--R"), nargs="+", default=[1, 2, 4], help="relation counts (default 1 2 4)")
+    threshold.add_argument("--seeds", type=_positive_int("--seeds"), default=3, help="map seeds that must all be exact (default 3)")
+    threshold.add_argument("--delta", type=float, default=0.01, help="the theorem's failure probability (default 0.01)")
+    threshold.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def progress_printer(label: str, force: bool):
+    if not (force or sys.stderr.isatty()):
+        return None
+    last = [0.0]
+
+    def show(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - last[0] < 0.2:
+            return
+        last[0] = now
+        filled = int(30 * done / max(total, 1))
+        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total:,} queries")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def construction_kwargs(args) -> dict:
+    return dict(
+        codebook=args.codebook,
+        precision=args.precision,
+        delta=args.delta,
+        codebook_seed=args.codebook_seed,
+        d=args.d,
+        maps_seed=args.maps_seed,
+    )
+
+
+def cmd_build(args) -> int:
+    instance = Instance.random(args.N, args.R, args.seed)
+    model = build_construction(args.construction, instance, **construction_kwargs(args))
+    save_model(args.out, model.weights, instance, model.spec)
+    if args.json:
+        print(json.dumps({"file": args.out, "spec": model.spec.to_json_dict()}))
+    else:
+        s = model.spec
+        print(f"wrote {args.out}: {s.name}, N={s.N}, R={s.R}, d_model={s.d_model}, d_mlp={s.d_mlp}, "
+              f"subject params {s.subject_params:,}, shared params {s.shared_params:,}")
+    return EXIT_OK
+
+
+def cmd_verify(args) -> int:
+    loaded = load_model(args.file)
+    if "single_hop" not in loaded.weights.meta.query_kinds:
+        raise BadInput(f"{args.file} answers {list(loaded.weights.meta.query_kinds)}; this verifier checks single_hop")
+    report = verify_single_hop(
+        loaded.weights,
+        loaded.instance,
+        memory_budget_bytes=int(args.memory_budget_mb * 2**20),
+        max_listed=args.max_listed,
+        progress=progress_printer("verify", args.progress),
+    )
+    if args.json:
+        print(json.dumps(report.to_json_dict()))
+    else:
+        print(report.summary())
+        for failure in report.first_failures:
+            print(f"  query {failure['query']}: subject {failure['subject']}, relation {failure['relation']}: "
+                  f"expected {failure['expected']}, predicted {failure['predicted']}, margin {failure['margin']}")
+    return EXIT_OK if report.exact_recall else EXIT_FAILED
+
+
+def run_check_case(construction: str, codebook: str, precision: int, N: int, R: int) -> dict:
+    started = time.perf_counter()
+    instance = Instance.random(N, R, seed=0)
+    model = build_construction(construction, instance, codebook=codebook, precision=precision)
+    report = model.verify()
+    spec = model.spec
+    return {
+        "construction": spec.name + (f"(p={precision})" if codebook == "multilevel" else ""),
+        "N": N,
+        "R": R,
+        "d_model": spec.d_model,
+        "d_mlp": spec.d_mlp,
+        "subject_params": spec.subject_params,
+        "shared_params": spec.shared_params,
+        "bits_per_coordinate": spec.bits_per_coordinate,
+        "guaranteed_margin": spec.guaranteed_margin,
+        "min_margin": report.min_margin,
+        "exact_recall": report.exact_recall,
+        "queries": report.queries,
+        "exhaustive": report.exhaustive,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def cmd_check(args) -> int:
+    rows = []
+    for i, case in enumerate(CHECK_CASES, 1):
+        if not args.json:
+            sys.stderr.write(f"[{i}/{len(CHECK_CASES)}] {case[0]}/{case[1]} N={case[3]} R={case[4]}\n")
+        rows.append(run_check_case(*case))
+    all_exact = all(row["exact_recall"] for row in rows)
+    if args.json:
+        print(json.dumps({"all_exact": all_exact, "rows": rows}))
+    else:
+        print(format_table(rows, CHECK_COLUMNS))
+        print("every query of every case checked (exhaustive); " + ("all exact" if all_exact else "SOME CASES FAILED"))
+    return EXIT_OK if all_exact else EXIT_FAILED
+
+
+def cmd_sizes(args) -> int:
+    rows = []
+    for N in args.N:
+        for R in args.R:
+            instance = Instance.random(N, R, seed=0)
+            for codebook, precision in (("binary", 1), ("multilevel", 2), ("multilevel", 4), ("rademacher", 1)):
+                spec = build_construction("block", instance, codebook=codebook, precision=precision, delta=args.delta).spec
+                rows.append({"construction": spec.name + (f"(p={precision})" if codebook == "multilevel" else ""), "N": N, "R": R,
+                             "d0": spec.extra["d0"], "d_model": spec.d_model, "d_mlp": spec.d_mlp,
+                             "subject_params": spec.subject_params, "shared_params": spec.shared_params})
+            dims = shared_space_dimensions(N, R, make_codebook("binary", N), args.delta)
+            rows.append({"construction": "shared_space/binary (proven d)", "N": N, "R": R, **dims})
+    if args.json:
+        print(json.dumps({"delta": args.delta, "rows": rows}))
+    else:
+        print(format_table(rows, [("construction", "construction"), ("N", "N"), ("R", "R"), ("d0", "d0"), ("d", "d"),
+                                  ("d_model", "d_model"), ("d_mlp", "d_mlp"), ("subject_params", "subject params"),
+                                  ("shared_params", "shared params")]))
+    return EXIT_OK
+
+
+def cmd_threshold(args) -> int:
+    rows = []
+    for N in args.N:
+        for R in args.R:
+            started = time.perf_counter()
+            instance, book = Instance.random(N, R, seed=0), make_codebook("binary", N)
+            proven = shared_space_dimensions(N, R, book, args.delta)["d"]
+            measured = empirical_threshold_d(instance, book, seeds=tuple(range(args.seeds)), d_high=proven)
+            rows.append({"N": N, "R": R, "d0": book.d0, "proven_d": proven, "measured_d": measured["threshold_d"],
+                         "failing_d_below": measured["failing_d_below"], "ratio": proven / measured["threshold_d"],
+                         "measured_d_over_R_d0": measured["threshold_d"] / (R * book.d0),
+                         "seconds": round(time.perf_counter() - started, 2)})
+            if not args.json:
+                sys.stderr.write(f"N={N} R={R}: proven d {proven}, measured {measured['threshold_d']}\n")
+    if args.json:
+        print(json.dumps({"delta": args.delta, "seeds": args.seeds, "rows": rows}))
+    else:
+        print(format_table(rows, [(k, k) for k in rows[0]]))
+    return EXIT_OK
+
+
+COMMANDS = {"build": cmd_build, "verify": cmd_verify, "check": cmd_check, "sizes": cmd_sizes, "threshold": cmd_threshold}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = make_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except (BadInput, ValueError, OSError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"georecall: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

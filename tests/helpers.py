@@ -1,0 +1,33 @@
+"""Test-only helpers: a random model, and the plain (unchunked, loop-by-definition) margin check."""
+
+import numpy as np
+
+from theory.model import forward
+from theory.queries import SingleHopQueries
+from theory.weights import AttentionWeights, Block, MLPWeights, ModelMeta, TransformerWeights
+
+
+def random_weights(N, R, d_model=8, layers=2, heads=2, d_head=3, d_mlp=5, n_ctx=4, seed=0, special=()):
+    rng = np.random.default_rng(seed)
+    meta = ModelMeta(N=N, R=R, n_layers=layers, attn_scale=0.7, special_tokens={s: N + R + i for i, s in enumerate(special)})
+    blocks = []
+    for _ in range(layers):
+        attn = AttentionWeights(*(rng.normal(size=(heads, d_model, d_head)) for _ in range(3)), rng.normal(size=(heads, d_head, d_model)))
+        mlp = MLPWeights(rng.normal(size=(d_model, d_mlp)), rng.normal(size=d_mlp), rng.normal(size=(d_mlp, d_model)), rng.normal(size=d_model))
+        blocks.append(Block(attn, mlp))
+    return TransformerWeights(
+        rng.normal(size=(meta.d_vocab_in, d_model)), tuple(blocks), rng.normal(size=(d_model, N)), rng.normal(size=N), meta,
+        W_pos=rng.normal(size=(n_ctx, d_model)),
+    )
+
+
+def plain_single_hop_margins(weights, instance):
+    """Every query's margin by the definition, from one unchunked forward pass."""
+    queries = SingleHopQueries(instance)
+    chunk = queries.take(np.arange(queries.total))
+    logits = forward(weights, chunk.tokens)
+    margins = []
+    for row, answer in zip(logits, chunk.answers):
+        others = [row[a] for a in range(len(row)) if a != answer]
+        margins.append(row[answer] - max(others))
+    return np.array(margins)

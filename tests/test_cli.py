@@ -1,0 +1,100 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from georecall.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_build_then_verify_json(tmp_path, capsys):
+    path = str(tmp_path / "m.npz")
+    code, out, _ = run(capsys, "build", "--N", "300", "--R", "3", "--codebook", "multilevel", "--precision", "2", "--out", path, "--json")
+    assert code == 0 and json.loads(out)["spec"]["d_model"] == 3 * 5 + 3 + 5
+    code, out, _ = run(capsys, "verify", path, "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert {"exact_recall", "queries", "failures", "min_margin", "exhaustive"} <= report.keys()
+    assert report["exact_recall"] is True and report["queries"] == 900 and report["exhaustive"] is True
+    assert report["failures"] == 0 and report["min_margin"] == 2.0
+
+
+def test_verify_exits_1_on_tampered_weights(tmp_path, capsys):
+    path = tmp_path / "m.npz"
+    assert run(capsys, "build", "--N", "64", "--R", "2", "--out", str(path))[0] == 0
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["W_E"][5, :6] *= -1  # flip subject 5's relation-0 code
+    np.savez(tmp_path / "bad.npz", **arrays)
+    code, out, _ = run(capsys, "verify", str(tmp_path / "bad.npz"), "--json")
+    report = json.loads(out)
+    assert code == 1 and not report["exact_recall"] and report["failures"] == 1
+    assert report["first_failures"][0]["subject"] == 5
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["build", "--N", "1", "--out", "x.npz"], "N must be >= 2"),
+        (["build", "--R", "0", "--out", "x.npz"], "R must be >= 1"),
+        (["build", "--N", "ten", "--out", "x.npz"], "--N must be an integer"),
+        (["build", "--construction", "lookup", "--out", "x.npz"], "construction must be one of"),
+        (["build", "--codebook", "gray", "--out", "x.npz"], "codebook must be one of"),
+        (["verify", "missing.npz"], "does not exist"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_nan_and_malformed_files_exit_2(tmp_path, capsys):
+    path = tmp_path / "m.npz"
+    run(capsys, "build", "--N", "16", "--R", "2", "--out", str(path))
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["W_U"][0, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", **arrays)
+    (tmp_path / "junk.npz").write_bytes(b"\x00garbage")
+    for name, message in (("nan.npz", "non-finite"), ("junk.npz", "not a readable")):
+        code, _, err = run(capsys, "verify", str(tmp_path / name))
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_check_json_reports_every_case_exact(capsys):
+    code, out, _ = run(capsys, "check", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["all_exact"] is True
+    assert {row["construction"].split("/")[0] for row in result["rows"]} == {"block_superposition", "shared_space"}
+    assert all(row["exhaustive"] and row["queries"] == row["N"] * row["R"] for row in result["rows"])
+
+
+def test_installed_entry_point_runs_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "georecall.cli", "build", "--N", "1", "--out", str(tmp_path / "x.npz")], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip() == "georecall: error: N must be >= 2, got 1"
+
+
+def test_sizes_reports_the_block_formula(capsys):
+    code, out, _ = run(capsys, "sizes", "--N", "256", "--R", "4", "--json")
+    rows = {row["construction"]: row for row in json.loads(out)["rows"]}
+    assert code == 0
+    assert rows["block_superposition/binary"]["d_model"] == 4 * 8 + 4 + 8
+    assert rows["block_superposition/multilevel(p=4)"]["d_model"] == 4 * 2 + 4 + 2
+    assert rows["shared_space/binary (proven d)"]["d_model"] == rows["shared_space/binary (proven d)"]["d"] + 4 + 8
+
+
+def test_threshold_measures_below_the_proven_d(capsys):
+    code, out, _ = run(capsys, "threshold", "--N", "16", "--R", "2", "--seeds", "2", "--json")
+    (row,) = json.loads(out)["rows"]
+    assert code == 0 and 1 <= row["measured_d"] <= row["proven_d"]
+    assert row["failing_d_below"] == row["measured_d"] - 1 or row["failing_d_below"] is None

@@ -1,0 +1,92 @@
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from constructions import build_construction
+from helpers import random_weights
+from theory import Instance, forward, load_model, save_model, verify_single_hop
+
+
+def test_round_trip_preserves_arrays_facts_spec_and_logits(tmp_path):
+    inst = Instance.random(30, 3, seed=4)
+    model = build_construction("block", inst, codebook="multilevel", precision=2)
+    path = tmp_path / "m.npz"
+    save_model(path, model.weights, inst, model.spec)
+    loaded = load_model(path)
+    assert loaded.instance == inst
+    assert loaded.spec == model.spec
+    for name, array in model.weights.named_arrays().items():
+        assert np.array_equal(array, loaded.weights.named_arrays()[name]), name
+    tokens = np.array([[3, 31], [7, 32]])
+    assert np.array_equal(forward(model.weights, tokens), forward(loaded.weights, tokens))
+    assert verify_single_hop(loaded.weights, loaded.instance).exact_recall
+
+
+def test_files_without_spec_load_with_spec_none(tmp_path):
+    weights = random_weights(N=5, R=2, layers=2)
+    save_model(tmp_path / "m.npz", weights, Instance.random(5, 2, seed=0))
+    assert load_model(tmp_path / "m.npz").spec is None
+
+
+def _rewrite(path, out, **changes):
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    for key, value in changes.items():
+        if value is None:
+            arrays.pop(key)
+        else:
+            arrays[key] = value
+    np.savez(out, **arrays)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    inst = Instance.random(8, 2, seed=0)
+    model = build_construction("block", inst)
+    path = tmp_path / "good.npz"
+    save_model(path, model.weights, inst, model.spec)
+    return path
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"meta": None}, "no 'meta' array"),
+        ({"facts": None}, "no 'facts' array"),
+        ({"W_U": None}, "missing the array 'W_U'"),
+        ({"meta": np.array("{not json")}, "meta is not valid JSON"),
+        ({"facts": np.array([[0, 0, 1, 2, 3, 4, 5, 6], list(range(8))])}, "row 0 is not a permutation"),
+        ({"blocks.0.mlp.b_in": np.full(20, np.nan)}, "non-finite"),
+        ({"blocks.0.mlp.b_in": np.zeros(3)}, r"b_in has shape \[3\]"),
+        ({"blocks.1.mlp.b_in": np.zeros(3)}, "arrays the format does not define"),
+        ({"W_E": np.array([object()], dtype=object)}, "not a readable"),
+    ],
+)
+def test_malformed_files_raise_value_errors(saved, tmp_path, changes, message):
+    out = tmp_path / "bad.npz"
+    _rewrite(saved, out, **changes)
+    with pytest.raises(ValueError, match=message):
+        load_model(out)
+
+
+def test_meta_with_wrong_layout_or_version_is_rejected(saved, tmp_path):
+    meta = json.loads(str(np.load(saved, allow_pickle=False)["meta"]))
+    for key, value, message in [("format_version", 99, "format_version"), ("token_layout", {"subjects": [0, 3], "relations": [3, 5]}, "token_layout")]:
+        bad = dict(meta, **{key: value})
+        _rewrite(saved, tmp_path / "bad.npz", meta=np.array(json.dumps(bad)))
+        with pytest.raises(ValueError, match=message):
+            load_model(tmp_path / "bad.npz")
+
+
+def test_missing_and_non_npz_files(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        load_model(tmp_path / "nope.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(ValueError, match="not a readable"):
+        load_model(tmp_path / "text.npz")
+    with zipfile.ZipFile(tmp_path / "empty.npz", "w"):
+        pass
+    with pytest.raises(ValueError, match="no 'meta'"):
+        load_model(tmp_path / "empty.npz")

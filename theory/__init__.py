@@ -1,0 +1,31 @@
+"""Definitions: instances, queries, the weights container, the float64 reference model, the verifier.
+
+Nothing in ``theory`` imports ``constructions`` or ``bounds``: dependencies point one way.
+"""
+
+from theory.instance import Instance
+from theory.queries import QueryChunk, single_hop_queries, relation_token
+from theory.weights import AttentionWeights, Block, MLPWeights, ModelMeta, TransformerWeights
+from theory.model import forward
+from theory.verify import RecallReport, verify_single_hop, verify_queries
+from theory.spec import ConstructionSpec
+from theory.io import load_model, save_model
+
+__all__ = [
+    "Instance",
+    "QueryChunk",
+    "single_hop_queries",
+    "relation_token",
+    "AttentionWeights",
+    "Block",
+    "MLPWeights",
+    "ModelMeta",
+    "TransformerWeights",
+    "forward",
+    "RecallReport",
+    "verify_single_hop",
+    "verify_queries",
+    "ConstructionSpec",
+    "load_model",
+    "save_model",
+]

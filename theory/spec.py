@@ -1,0 +1,89 @@
+"""ConstructionSpec: what a construction spends and what it guarantees.
+
+It lives in ``theory`` so that ``bounds`` can compare any spec (from our constructions, a
+weights file or a user's own claim) without importing ``constructions``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from theory.weights import TransformerWeights
+
+
+@dataclass(frozen=True)
+class ConstructionSpec:
+    """Sizes, parameter counts and guarantees of one built model.
+
+    subject_params: entries of the N subject rows of W_E (N * d_model).
+    subject_embedding_dim: dimension of the subspace that subject embeddings occupy (the
+        coordinates a subject row may make non-zero); it is the ``d`` of the bound d * p >= R log2 N.
+    shared_params: entries of every other array (dense count); shared_params_nonzero: those not 0.
+    bits_per_coordinate: log2 of the number of values one subject-embedding coordinate can take.
+    guaranteed_margin: the margin the construction's theorem promises for every query.
+    failure_probability: 0 for a deterministic guarantee, else the theorem's delta.
+    fact_independent_shared: True when every shared array is fixed before the facts are drawn.
+    """
+
+    name: str
+    N: int
+    R: int
+    d_model: int
+    d_mlp: int
+    n_layers: int
+    n_heads: int
+    d_head: int
+    subject_embedding_dim: int
+    subject_params: int
+    shared_params: int
+    shared_params_nonzero: int
+    bits_per_coordinate: float
+    guaranteed_margin: float
+    failure_probability: float = 0.0
+    fact_independent_shared: bool = True
+    hops: int = 1
+    cot: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def subject_bits(self) -> float:
+        """Bits one subject embedding carries: subject_embedding_dim * bits_per_coordinate."""
+        return self.subject_embedding_dim * self.bits_per_coordinate
+
+    def to_json_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json_dict(cls, data: dict) -> "ConstructionSpec":
+        return cls(**data)
+
+
+def parameter_counts(weights: TransformerWeights) -> dict:
+    """Dense and non-zero entry counts, split into subject rows of W_E and shared arrays."""
+    N = weights.meta.N
+    shared = weights.shared_arrays().values()
+    return {
+        "subject_params": int(weights.W_E[:N].size),
+        "shared_params": int(sum(a.size for a in shared)),
+        "shared_params_nonzero": int(sum(np.count_nonzero(a) for a in shared)),
+    }
+
+
+def spec_from_weights(weights: TransformerWeights, **fields) -> ConstructionSpec:
+    """A spec whose sizes and counts are read off ``weights``; ``fields`` gives the rest."""
+    N = weights.meta.N
+    used = np.flatnonzero(np.any(weights.W_E[:N] != 0, axis=0))
+    fields.setdefault("subject_embedding_dim", int(used.size))
+    return ConstructionSpec(
+        N=N,
+        R=weights.meta.R,
+        d_model=weights.d_model,
+        d_mlp=max((b.mlp.d_mlp for b in weights.blocks), default=0),
+        n_layers=weights.n_layers,
+        n_heads=max((b.attn.n_heads for b in weights.blocks), default=0),
+        d_head=max((b.attn.d_head for b in weights.blocks), default=0),
+        **parameter_counts(weights),
+        **fields,
+    )
