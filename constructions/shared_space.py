@@ -29,24 +29,27 @@ from theory.spec import spec_from_weights
 from theory.weights import Block, ModelMeta, TransformerWeights
 
 NAME = "shared_space"
-mpmath.mp.dps = 50
+DIGITS = 50  # every mpmath computation here runs under mpmath.workdps(DIGITS)
 
 
 def union_bound_t(N: int, R: int, delta: float) -> mpmath.mpf:
     """t = ln(4 N (N-1) R / delta): 4 chi-square tail events per (subject, relation, competitor)."""
-    return mpmath.log(mpmath.mpf(4) * N * (N - 1) * R / mpmath.mpf(delta))
+    with mpmath.workdps(DIGITS):
+        return mpmath.log(mpmath.mpf(4) * N * (N - 1) * R / mpmath.mpf(delta))
 
 
 def chi_square_deviation(d: int, t) -> mpmath.mpf:
     """eps(d, t) = 2 sqrt(t/d) + 2 t/d: P(|chi2_d / d - 1| >= eps) <= 2 e^{-t} (Laurent-Massart)."""
-    t = mpmath.mpf(t)
-    return 2 * mpmath.sqrt(t / d) + 2 * t / d
+    with mpmath.workdps(DIGITS):
+        t = mpmath.mpf(t)
+        return 2 * mpmath.sqrt(t / d) + 2 * t / d
 
 
 def shared_space_margin_bound(N: int, R: int, d0: int, h_min: int, d: int, delta: float) -> float:
     """Theorem 3's margin 2 h_min - 2 sqrt(h_min R d0) eps(d); <= 0 means no guarantee at this d."""
-    eps = chi_square_deviation(d, union_bound_t(N, R, delta))
-    return float(2 * h_min - 2 * mpmath.sqrt(h_min * R * d0) * eps)
+    with mpmath.workdps(DIGITS):
+        eps = chi_square_deviation(d, union_bound_t(N, R, delta))
+        return float(2 * h_min - 2 * mpmath.sqrt(h_min * R * d0) * eps)
 
 
 def shared_space_sufficient_d(N: int, R: int, d0: int, h_min: int, delta: float) -> int:
@@ -56,16 +59,17 @@ def shared_space_sufficient_d(N: int, R: int, d0: int, h_min: int, delta: float)
     d0 = require_int("d0", d0, minimum=1)
     h_min = require_int("h_min", h_min, minimum=1, maximum=d0)
     delta = require_probability("delta", delta)
-    t = union_bound_t(N, R, delta)
-    q = mpmath.sqrt(mpmath.mpf(h_min) / (R * d0))
-    # eps = 2s + 2s^2 with s = sqrt(t/d) is increasing in s, so solve 2s^2 + 2s = q for s.
-    s_star = (-1 + mpmath.sqrt(1 + 2 * q)) / 2
-    d = int(mpmath.floor(t / s_star**2)) + 1
-    while d > 1 and chi_square_deviation(d - 1, t) < q:
-        d -= 1
-    while chi_square_deviation(d, t) >= q:
-        d += 1
-    return d
+    with mpmath.workdps(DIGITS):
+        t = union_bound_t(N, R, delta)
+        q = mpmath.sqrt(mpmath.mpf(h_min) / (R * d0))
+        # eps = 2s + 2s^2 with s = sqrt(t/d) is increasing in s, so solve 2s^2 + 2s = q for s.
+        s_star = (-1 + mpmath.sqrt(1 + 2 * q)) / 2
+        d = int(mpmath.floor(t / s_star**2)) + 1
+        while d > 1 and chi_square_deviation(d - 1, t) < q:
+            d -= 1
+        while chi_square_deviation(d, t) >= q:
+            d += 1
+        return d
 
 
 def shared_space_layout(d: int, R: int, d0: int) -> Layout:

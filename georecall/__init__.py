@@ -9,6 +9,7 @@ Notebook API::
     model.retarget(Instance.random(4096, 4, seed=1)).verify()
 """
 
+from bounds import compare, generic_min_d, max_N
 from constructions import Construction, build_construction, retarget
 from theory import Instance, RecallReport, load_model, save_model, verify_single_hop
 
@@ -21,4 +22,7 @@ __all__ = [
     "verify_single_hop",
     "load_model",
     "save_model",
+    "compare",
+    "generic_min_d",
+    "max_N",
 ]

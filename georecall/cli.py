@@ -11,7 +11,9 @@ from constructions.codebooks import CODEBOOKS
 from constructions.codebooks import make_codebook
 from constructions.registry import CONSTRUCTIONS, build_construction
 from constructions.shared_space import empirical_threshold_d, shared_space_dimensions
+from bounds import bounds_summary, compare, max_N
 from georecall.tables import format_table
+from theory.spec import ConstructionSpec
 from theory.instance import Instance
 from theory.io import load_model, save_model
 from theory.verify import DEFAULT_MEMORY_BUDGET_BYTES, verify_single_hop
@@ -99,6 +101,22 @@ def make_parser() -> Parser:
 
     check = sub.add_parser("check", help="build and verify every construction at default sizes; print a table")
     check.add_argument("--json", action="store_true", help="print one JSON object")
+
+    bounds = sub.add_parser("bounds", help="lower bounds for N subjects, R relations, k hops at p bits")
+    bounds.add_argument("--N", type=_positive_int("--N"), required=True, help="number of subjects, >= 2")
+    bounds.add_argument("--R", type=_positive_int("--R"), required=True, help="number of relations, >= 1")
+    bounds.add_argument("--hops", type=_positive_int("--hops"), default=1, help="chain length k, >= 1 (default 1)")
+    bounds.add_argument("--precision", type=_positive_int("--precision"), default=1, help="bits per stored number p, >= 1 (default 1)")
+    bounds.add_argument("--cot", action="store_true", help="the model may emit intermediate answers (chain-of-thought)")
+    bounds.add_argument("--chains", default="exact", help="'exact' (chains of length k) or 'up_to' (length 1..k)")
+    bounds.add_argument("--delta", type=float, default=1.0, help="success probability on a random instance, in (0, 1] (default 1)")
+    bounds.add_argument("--d", type=_positive_int("--d"), default=None, help="also report the largest N allowed at this subject dimension")
+    bounds.add_argument("--json", action="store_true", help="print one JSON object")
+
+    compare = sub.add_parser("compare", help="a construction (weights .npz or spec .json) against the lower bounds")
+    compare.add_argument("file", help="a .npz weights file, or a .json ConstructionSpec")
+    compare.add_argument("--precision", type=_positive_int("--precision"), default=None, help="bits per stored number p (default: the spec's bits per coordinate)")
+    compare.add_argument("--json", action="store_true", help="print one JSON object")
 
     sizes = sub.add_parser("sizes", help="d_model, d_mlp and parameter counts of every codebook at given N and R")
     sizes.add_argument("--N", type=_positive_int("--N"), nargs="+", default=[2**8, 2**12, 2**16], help="subject counts (default 256 4096 65536)")
@@ -260,7 +278,46 @@ def cmd_threshold(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"build": cmd_build, "verify": cmd_verify, "check": cmd_check, "sizes": cmd_sizes, "threshold": cmd_threshold}
+def cmd_bounds(args) -> int:
+    summary = bounds_summary(args.N, args.R, args.hops, args.precision, args.cot, args.chains, args.delta)
+    if args.d is not None:
+        summary["d"] = args.d
+        summary["max_N_at_d"] = max_N(args.d, args.precision, args.R, args.hops, args.cot, args.chains)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        width = max(len(k) for k in summary)
+        for key, value in summary.items():
+            print(f"{key.ljust(width)}  {value:,.6g}" if isinstance(value, float) else f"{key.ljust(width)}  {value}")
+    return EXIT_OK
+
+
+def load_comparable(path: str):
+    if path.endswith(".json"):
+        try:
+            with open(path) as handle:
+                return ConstructionSpec.from_json_dict(json.load(handle))
+        except FileNotFoundError:
+            raise BadInput(f"spec file {path} does not exist") from None
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise BadInput(f"{path} is not a ConstructionSpec JSON object ({exc})") from None
+    return load_model(path)
+
+
+def cmd_compare(args) -> int:
+    result = compare(load_comparable(args.file), args.precision)
+    if args.json:
+        print(json.dumps(result.to_json_dict()))
+    else:
+        print(result.summary())
+        print(format_table(result.bounds, [("name", "bound"), ("needed_bits", "needed bits"), ("spent_bits", "spent bits"),
+                                           ("ratio", "ratio"), ("holds", "respected"), ("statement", "statement")]))
+        for note in result.notes:
+            print(f"note: {note}")
+    return EXIT_FAILED if result.verdict == "impossible" else EXIT_OK
+
+
+COMMANDS = {"bounds": cmd_bounds, "compare": cmd_compare, "build": cmd_build, "verify": cmd_verify, "check": cmd_check, "sizes": cmd_sizes, "threshold": cmd_threshold}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,3 +98,46 @@ def test_threshold_measures_below_the_proven_d(capsys):
     (row,) = json.loads(out)["rows"]
     assert code == 0 and 1 <= row["measured_d"] <= row["proven_d"]
     assert row["failing_d_below"] == row["measured_d"] - 1 or row["failing_d_below"] is None
+
+
+def test_bounds_json_keys_and_values(capsys):
+    code, out, _ = run(capsys, "bounds", "--N", "256", "--R", "4", "--hops", "1", "--precision", "1", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["generic_min_d"] == 32 and data["any_model_min_params"] == 4 * 1684
+    assert data["information_bits"] == pytest.approx(4 * 1683.996723)
+    code, out, _ = run(capsys, "bounds", "--N", "4096", "--R", "4", "--hops", "2", "--d", "64", "--json")
+    data = json.loads(out)
+    assert data["cot_generic_min_d"] == 48 and data["generic_min_d"] == 192 and data["max_N_at_d"] == 29
+
+
+def test_compare_weights_file_and_hand_made_spec(tmp_path, capsys):
+    path = str(tmp_path / "m.npz")
+    run(capsys, "build", "--N", "1024", "--R", "4", "--out", path)
+    code, out, _ = run(capsys, "compare", path, "--precision", "1", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["verdict"] == "tight" and data["ratio"] == 1.0 and data["bound"] == "generic"
+    spec = json.loads(run(capsys, "build", "--N", "1024", "--R", "4", "--out", path, "--json")[1])["spec"]
+    assert spec["subject_embedding_dim"] == 40
+    spec["subject_embedding_dim"] = 39  # claims 39 coordinates where 4 * 10 = 40 bits are needed
+    (tmp_path / "claim.json").write_text(json.dumps(spec))
+    code, out, _ = run(capsys, "compare", str(tmp_path / "claim.json"), "--precision", "1", "--json")
+    data = json.loads(out)
+    assert code == 1 and data["verdict"] == "impossible"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["bounds", "--N", "1", "--R", "2"], "N must be >= 2"),
+        (["bounds", "--N", "8", "--R", "2", "--hops", "0"], "hops must be >= 1"),
+        (["bounds", "--N", "8", "--R", "2", "--chains", "some"], "chains must be one of"),
+        (["bounds", "--N", "8", "--R", "2", "--delta", "2"], "delta must be in (0, 1]"),
+        (["bounds", "--N", "8", "--R", "2", "--precision", "0"], "precision must be >= 1"),
+        (["compare", "nothing.json"], "does not exist"),
+    ],
+)
+def test_bounds_and_compare_bad_input_exit_2(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
