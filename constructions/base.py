@@ -9,7 +9,8 @@ import numpy as np
 
 from theory.instance import Instance
 from theory.spec import ConstructionSpec
-from theory.verify import RecallReport, verify_single_hop
+from theory.verify import RecallReport
+from theory.verify_multi_hop import verify_model
 from theory.weights import TransformerWeights
 
 
@@ -38,8 +39,8 @@ class Construction:
         return replace(self, weights=weights, instance=instance)
 
     def verify(self, **options) -> RecallReport:
-        """Exhaustive single-hop exact-recall check of this construction on its own instance."""
-        return verify_single_hop(self.weights, self.instance, **options)
+        """Exact-recall check of this construction on its own instance, for every query kind it answers."""
+        return verify_model(self.weights, self.instance, **options)
 
     def __repr__(self) -> str:
         s = self.spec

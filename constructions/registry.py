@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
+from constructions.associative import build_associative_multi_hop
 from constructions.base import Construction
 from constructions.block_superposition import build_block_superposition
 from constructions.codebooks import make_codebook
 from constructions.shared_space import build_shared_space, code_min_hamming, shared_space_sufficient_d
+from constructions.chains import build_chain_of_thought, build_multi_hop_chains
+from theory.checks import require_int
 from theory.instance import Instance
 
-CONSTRUCTIONS = ("block", "shared-space")
+CONSTRUCTIONS = ("block", "shared-space", "chains", "associative", "cot")
 
 
 def build_construction(
@@ -21,8 +26,14 @@ def build_construction(
     codebook_seed: int = 0,
     d: int | None = None,
     maps_seed: int = 0,
+    hops: int = 1,
+    chains: str = "exact",
+    cot_steps: int | None = None,
 ) -> Construction:
-    """``name`` is "block" (THEORY C1) or "shared-space" (C2; d defaults to Theorem 3's sufficient d).
+    """``name`` is "block" (THEORY C1), "shared-space" (C2; d defaults to Theorem 3's sufficient d),
+    "chains" (C3: k-hop without CoT, one code block per chain), "associative" (C4: k layers with
+    lookup MLPs) or "cot" (C5: chain-of-thought for every depth <= hops; ``cot_steps`` = T < hops
+    gives partial CoT with ceil(hops / T) hops per emitted token).
 
     codebook: "binary", "multilevel" (with ``precision`` bits per coordinate) or "rademacher"
     (d0 from ``delta``, drawn from ``codebook_seed``).
@@ -34,4 +45,12 @@ def build_construction(
         if d is None:
             d = shared_space_sufficient_d(instance.N, instance.R, book.d0, code_min_hamming(book), delta)
         return build_shared_space(instance, book, d, maps_seed, delta)
+    if name == "chains":
+        return build_multi_hop_chains(instance, book, hops, chains)
+    if name == "associative":
+        return build_associative_multi_hop(instance, book, hops)
+    if name == "cot":
+        hops = require_int("hops", hops, minimum=1)
+        steps = hops if cot_steps is None else require_int("cot_steps", cot_steps, minimum=1, maximum=hops)
+        return build_chain_of_thought(instance, book, hops, math.ceil(hops / steps))
     raise ValueError(f"construction must be one of {', '.join(CONSTRUCTIONS)}; got {name!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -13,10 +14,12 @@ from constructions.registry import CONSTRUCTIONS, build_construction
 from constructions.shared_space import empirical_threshold_d, shared_space_dimensions
 from bounds import bounds_summary, compare, max_N
 from georecall.tables import format_table
+from georecall.tradeoff import SERIES, plot_tradeoff, tradeoff
 from theory.spec import ConstructionSpec
 from theory.instance import Instance
 from theory.io import load_model, save_model
-from theory.verify import DEFAULT_MEMORY_BUDGET_BYTES, verify_single_hop
+from theory.verify import DEFAULT_MEMORY_BUDGET_BYTES
+from theory.verify_multi_hop import verify_model
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -81,6 +84,10 @@ def add_construction_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--codebook-seed", type=_positive_int("--codebook-seed"), default=0, help="seed of random codes (default 0)")
     p.add_argument("--d", type=_positive_int("--d"), default=None, help="shared-space dimension (default: the proven sufficient d)")
     p.add_argument("--maps-seed", type=_positive_int("--maps-seed"), default=0, help="seed of the shared-space maps M_r (default 0)")
+    p.add_argument("--hops", type=_positive_int("--hops"), default=1, help="chain length k (max depth under --cot); k > 1 needs --construction chains, associative or --cot")
+    p.add_argument("--chains", default="exact", help="no-CoT chains: 'exact' (length k) or 'up_to' (1..k) (default exact)")
+    p.add_argument("--cot", action="store_true", help="chain-of-thought construction answering every depth <= --hops")
+    p.add_argument("--cot-steps", type=_positive_int("--cot-steps"), default=None, help="with --cot: emit T tokens of ceil(k/T) hops each (partial CoT)")
 
 
 def make_parser() -> Parser:
@@ -98,6 +105,9 @@ def make_parser() -> Parser:
     verify.add_argument("--memory-budget-mb", type=float, default=DEFAULT_MEMORY_BUDGET_BYTES / 2**20, help="memory budget of one chunk (default 256)")
     verify.add_argument("--max-listed", type=_positive_int("--max-listed"), default=10, help="failing queries to list (default 10)")
     verify.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
+    verify.add_argument("--hops", type=_positive_int("--hops"), default=None, help="CoT files: check only this depth (default: every depth)")
+    verify.add_argument("--max-queries", type=_positive_int("--max-queries"), default=1_000_000, help="multi-hop/CoT: sample this many queries when there are more (default 1,000,000)")
+    verify.add_argument("--seed", type=_positive_int("--seed"), default=0, help="seed of the query sample (default 0)")
 
     check = sub.add_parser("check", help="build and verify every construction at default sizes; print a table")
     check.add_argument("--json", action="store_true", help="print one JSON object")
@@ -117,6 +127,14 @@ def make_parser() -> Parser:
     compare.add_argument("file", help="a .npz weights file, or a .json ConstructionSpec")
     compare.add_argument("--precision", type=_positive_int("--precision"), default=None, help="bits per stored number p (default: the spec's bits per coordinate)")
     compare.add_argument("--json", action="store_true", help="print one JSON object")
+
+    trade = sub.add_parser("tradeoff", help="capacity-depth tradeoff: largest N per construction and bound, k = 1..6")
+    trade.add_argument("--d", type=_positive_int("--d"), required=True, help="residual width d_model, >= 1")
+    trade.add_argument("--R", type=_positive_int("--R"), required=True, help="number of relations, >= 1")
+    trade.add_argument("--precision", type=_positive_int("--precision"), default=1, help="bits per coordinate p (default 1)")
+    trade.add_argument("--max-hops", type=_positive_int("--max-hops"), default=6, help="largest k (default 6)")
+    trade.add_argument("--plot", default=None, help="write a PNG of log2 N_max against k (and a .json beside it)")
+    trade.add_argument("--json", action="store_true", help="print one JSON object")
 
     sizes = sub.add_parser("sizes", help="d_model, d_mlp and parameter counts of every codebook at given N and R")
     sizes.add_argument("--N", type=_positive_int("--N"), nargs="+", default=[2**8, 2**12, 2**16], help="subject counts (default 256 4096 65536)")
@@ -160,12 +178,20 @@ def construction_kwargs(args) -> dict:
         codebook_seed=args.codebook_seed,
         d=args.d,
         maps_seed=args.maps_seed,
+        hops=args.hops,
+        chains=args.chains,
+        cot_steps=args.cot_steps,
     )
 
 
 def cmd_build(args) -> int:
     instance = Instance.random(args.N, args.R, args.seed)
-    model = build_construction(args.construction, instance, **construction_kwargs(args))
+    name = "cot" if args.cot else args.construction
+    if args.cot_steps is not None and not args.cot:
+        raise BadInput("--cot-steps needs --cot")
+    if args.hops > 1 and name in ("block", "shared-space"):
+        raise BadInput(f"--hops {args.hops} needs --construction chains or associative, or --cot")
+    model = build_construction(name, instance, **construction_kwargs(args))
     save_model(args.out, model.weights, instance, model.spec)
     if args.json:
         print(json.dumps({"file": args.out, "spec": model.spec.to_json_dict()}))
@@ -178,11 +204,12 @@ def cmd_build(args) -> int:
 
 def cmd_verify(args) -> int:
     loaded = load_model(args.file)
-    if "single_hop" not in loaded.weights.meta.query_kinds:
-        raise BadInput(f"{args.file} answers {list(loaded.weights.meta.query_kinds)}; this verifier checks single_hop")
-    report = verify_single_hop(
+    report = verify_model(
         loaded.weights,
         loaded.instance,
+        hops=args.hops,
+        max_queries=args.max_queries,
+        seed=args.seed,
         memory_budget_bytes=int(args.memory_budget_mb * 2**20),
         max_listed=args.max_listed,
         progress=progress_printer("verify", args.progress),
@@ -192,8 +219,9 @@ def cmd_verify(args) -> int:
     else:
         print(report.summary())
         for failure in report.first_failures:
-            print(f"  query {failure['query']}: subject {failure['subject']}, relation {failure['relation']}: "
-                  f"expected {failure['expected']}, predicted {failure['predicted']}, margin {failure['margin']}")
+            where = ", ".join(f"{k} {failure[k]}" for k in ("subject", "relation", "chain", "step") if k in failure)
+            print(f"  query {failure['query']}: {where}: expected {failure['expected']}, "
+                  f"predicted {failure['predicted']}, margin {failure['margin']}")
     return EXIT_OK if report.exact_recall else EXIT_FAILED
 
 
@@ -234,6 +262,21 @@ def cmd_check(args) -> int:
         print(format_table(rows, CHECK_COLUMNS))
         print("every query of every case checked (exhaustive); " + ("all exact" if all_exact else "SOME CASES FAILED"))
     return EXIT_OK if all_exact else EXIT_FAILED
+
+
+def cmd_tradeoff(args) -> int:
+    rows = tradeoff(args.d, args.R, args.precision, args.max_hops)
+    result = {"d": args.d, "R": args.R, "precision": args.precision, "series": SERIES, "rows": rows}
+    if args.plot:
+        plot_tradeoff(rows, args.plot, f"d = {args.d}, R = {args.R}, p = {args.precision}")
+        with open(os.path.splitext(args.plot)[0] + ".json", "w") as handle:
+            json.dump(result, handle, indent=1)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"log2 of the largest N at d = {args.d}, R = {args.R}, p = {args.precision} (blank: not even d0 = 1 fits)")
+        print(format_table([{k: ("" if v is None else v) for k, v in row.items()} for row in rows], [("k", "k")] + [(key, key) for key in SERIES]))
+    return EXIT_OK
 
 
 def cmd_sizes(args) -> int:
@@ -317,7 +360,7 @@ def cmd_compare(args) -> int:
     return EXIT_FAILED if result.verdict == "impossible" else EXIT_OK
 
 
-COMMANDS = {"bounds": cmd_bounds, "compare": cmd_compare, "build": cmd_build, "verify": cmd_verify, "check": cmd_check, "sizes": cmd_sizes, "threshold": cmd_threshold}
+COMMANDS = {"tradeoff": cmd_tradeoff, "bounds": cmd_bounds, "compare": cmd_compare, "build": cmd_build, "verify": cmd_verify, "check": cmd_check, "sizes": cmd_sizes, "threshold": cmd_threshold}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from theory.instance import Instance
 
-__all__ = ["seeds", "sizes", "instances", "codebook_options", "precisions"]
+__all__ = ["seeds", "sizes", "instances", "codebook_options", "precisions", "hop_depths"]
 
 
 def seeds() -> st.SearchStrategy[int]:
@@ -68,3 +68,8 @@ def codebook_options(max_precision: int = 4) -> st.SearchStrategy[dict]:
             seeds(),
         ),
     )
+
+
+def hop_depths(max_hops: int = 4) -> st.SearchStrategy[int]:
+    """Chain lengths k for multi-hop and chain-of-thought queries."""
+    return st.integers(1, max_hops)

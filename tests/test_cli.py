@@ -141,3 +141,42 @@ def test_bounds_and_compare_bad_input_exit_2(tmp_path, capsys, monkeypatch, argv
     monkeypatch.chdir(tmp_path)
     code, _, err = run(capsys, *argv)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_build_and_verify_multi_hop_and_cot_files(tmp_path, capsys):
+    cot = str(tmp_path / "cot.npz")
+    assert run(capsys, "build", "--cot", "--hops", "3", "--cot-steps", "2", "--N", "20", "--R", "2", "--out", cot)[0] == 0
+    code, out, _ = run(capsys, "verify", cot, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["kind"] == "cot" and report["exact_recall"] and report["details"]["depths"] == [1, 2, 3]
+    chains = str(tmp_path / "chains.npz")
+    run(capsys, "build", "--construction", "chains", "--hops", "2", "--N", "30", "--R", "3", "--out", chains)
+    code, out, _ = run(capsys, "verify", chains, "--json", "--max-queries", "100")
+    report = json.loads(out)
+    assert code == 0 and report["exhaustive"] is False and report["queries"] == 100 and report["total_queries"] == 270
+
+
+def test_tradeoff_json_and_plot(tmp_path, capsys):
+    plot = tmp_path / "tradeoff.png"
+    code, out, _ = run(capsys, "tradeoff", "--d", "128", "--R", "2", "--json", "--plot", str(plot))
+    data = json.loads(out)
+    assert code == 0 and [row["k"] for row in data["rows"]] == [1, 2, 3, 4, 5, 6]
+    assert plot.stat().st_size > 10_000 and json.loads((tmp_path / "tradeoff.json").read_text())["rows"] == data["rows"]
+    rows = data["rows"]
+    assert rows[0]["bound_cot"] == 64 and all(row["cot"] <= row["bound_cot"] for row in rows)
+    assert all(row["chains_no_cot"] is None or row["chains_no_cot"] <= row["bound_no_cot"] for row in rows)
+    assert rows[3]["cot"] > rows[3]["partial_cot_T2"] > (rows[3]["chains_no_cot"] or 0)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["build", "--hops", "2", "--out", "x.npz"], "needs --construction chains or associative, or --cot"),
+        (["build", "--cot-steps", "2", "--hops", "3", "--out", "x.npz"], "--cot-steps needs --cot"),
+        (["tradeoff", "--d", "0", "--R", "2"], "d must be >= 1"),
+    ],
+)
+def test_multi_hop_bad_input_exit_2(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and message in err

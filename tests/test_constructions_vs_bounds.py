@@ -38,3 +38,14 @@ def test_multilevel_at_fewer_bits_than_it_needs_is_flagged_impossible(N, R, p):
     result = compare(spec, precision=1)
     spent, needed = spec.subject_embedding_dim, R * math.log2(N)
     assert (result.verdict == "impossible") == (spent < needed - 1e-9)
+
+
+@given(instances(min_N=8, max_N=200, max_R=3, explicit_max_N=0), st.integers(1, 3), st.sampled_from(["chains", "cot", "associative"]))
+def test_multi_hop_constructions_respect_their_bounds(instance, hops, name):
+    spec = build_construction(name, instance, hops=hops).spec
+    result = compare(spec, precision=1)
+    assert result.verdict != "impossible" and all(b["holds"] for b in result.bounds)
+    if name == "associative":
+        assert [b["name"] for b in result.bounds] == ["any_model"]  # fact-dependent shared weights
+    if name == "cot":
+        assert spec.subject_embedding_dim >= generic_min_d(instance.N, instance.R, 1, hops=hops, cot=True)

@@ -10,6 +10,7 @@ from theory.model import forward
 from theory.verify import RecallReport, verify_single_hop, verify_queries
 from theory.spec import ConstructionSpec
 from theory.io import load_model, save_model
+from theory.verify_multi_hop import verify_chain_of_thought, verify_model, verify_multi_hop
 
 __all__ = [
     "Instance",
@@ -28,4 +29,7 @@ __all__ = [
     "ConstructionSpec",
     "load_model",
     "save_model",
+    "verify_model",
+    "verify_multi_hop",
+    "verify_chain_of_thought",
 ]

@@ -59,3 +59,82 @@ class SingleHopQueries:
 
 def single_hop_queries(instance: Instance) -> SingleHopQueries:
     return SingleHopQueries(instance)
+
+
+def chains_of_length(R: int, length: int) -> np.ndarray:
+    """All chains (r_1, ..., r_length) in [R]^length, r_1 most significant: [R^length, length]."""
+    index = np.arange(R**length, dtype=np.int64)
+    return np.stack([(index // R ** (length - 1 - j)) % R for j in range(length)], axis=1).reshape(-1, length)
+
+
+class MultiHopQueries:
+    """Every k-hop query without chain-of-thought: prompt [s, N + r_1, ..., N + r_k] -> f_c(s).
+
+    Query index q = s * R^k + chain index (base-R digits of the chain, r_1 most significant).
+    """
+
+    kind = "multi_hop"
+
+    def __init__(self, instance: Instance, hops: int):
+        self.instance, self.hops = instance, hops
+        self.seq_len = hops + 1
+        self.n_chains = instance.R**hops
+        self.total = instance.N * self.n_chains
+
+    def _split(self, indices):
+        subjects, chain_index = np.divmod(np.asarray(indices, dtype=np.int64), self.n_chains)
+        R = self.instance.R
+        chains = np.stack([(chain_index // R ** (self.hops - 1 - j)) % R for j in range(self.hops)], axis=1)
+        return subjects, chains
+
+    def take(self, indices: np.ndarray) -> QueryChunk:
+        indices = np.asarray(indices, dtype=np.int64)
+        subjects, chains = self._split(indices)
+        tokens = np.concatenate([subjects[:, None], relation_token(self.instance.N, chains)], axis=1)
+        return QueryChunk(indices, tokens, follow_chains(self.instance, subjects, chains))
+
+    def describe(self, index: int) -> dict:
+        subjects, chains = self._split([index])
+        return {"subject": int(subjects[0]), "chain": [int(r) for r in chains[0]]}
+
+
+def follow_chains(instance: Instance, subjects: np.ndarray, chains: np.ndarray) -> np.ndarray:
+    """f_{c}(s) per row: apply chains[:, 0] first."""
+    values = np.asarray(subjects, dtype=np.int64)
+    for j in range(chains.shape[1]):
+        values = instance.facts[chains[:, j], values]
+    return values
+
+
+class ChainOfThoughtStepQueries:
+    """Step t (1-based) of every k-hop chain-of-thought query, with the earlier steps' correct tokens.
+
+    Prompt (docs/FORMAT.md §5): [s, N + r_1, ..., N + r_k, PAD x (K - k), SEP, e_1, ..., e_{t-1}],
+    where e_u = f of the first min(u h, k) relations of the chain applied to s. The answer is e_t.
+    Feeding the correct earlier tokens is exactly greedy decoding for as long as every step is right.
+    """
+
+    kind = "cot"
+
+    def __init__(self, instance: Instance, hops: int, max_hops: int, hops_per_step: int, step: int, sep: int, pad: int):
+        self.instance, self.hops, self.max_hops, self.h, self.step = instance, hops, max_hops, hops_per_step, step
+        self.sep, self.pad = sep, pad
+        self.base = MultiHopQueries(instance, hops)
+        self.total, self.n_chains = self.base.total, self.base.n_chains
+        self.seq_len = max_hops + 2 + (step - 1)
+
+    def take(self, indices: np.ndarray) -> QueryChunk:
+        indices = np.asarray(indices, dtype=np.int64)
+        subjects, chains = self.base._split(indices)
+        N, B = self.instance.N, len(indices)
+        pad = np.full((B, self.max_hops - self.hops), self.pad, dtype=np.int64)
+        emitted = [follow_chains(self.instance, subjects, chains[:, : min(u * self.h, self.hops)]) for u in range(1, self.step + 1)]
+        tokens = np.concatenate(
+            [subjects[:, None], relation_token(N, chains), pad, np.full((B, 1), self.sep, dtype=np.int64)]
+            + [e[:, None] for e in emitted[:-1]],
+            axis=1,
+        )
+        return QueryChunk(indices, tokens, emitted[-1])
+
+    def describe(self, index: int) -> dict:
+        return {**self.base.describe(index), "step": self.step}

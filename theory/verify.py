@@ -36,6 +36,7 @@ class RecallReport:
     argmin_query: dict = field(default_factory=dict)
     chunk_size: int = 0
     elapsed_s: float = 0.0
+    details: dict = field(default_factory=dict)
 
     def to_json_dict(self) -> dict:
         data = asdict(self)
@@ -81,27 +82,18 @@ def verify_queries(
 
     failures, min_margin, argmin = 0, np.inf, None
     listed: list[dict] = []
-    for begin in range(0, len(indices), chunk_size):
-        chunk = query_set.take(indices[begin : begin + chunk_size])
-        margins, best_other = answer_margins(forward(weights, chunk.tokens), chunk.answers)
+    done = 0
+    for chunk, margins, best_other in iter_margins(weights, query_set, indices, chunk_size):
         failed = ~(margins > 0)  # NaN margins fail too
         failures += int(failed.sum())
         for pos in np.flatnonzero(failed)[: max(0, max_listed - len(listed))]:
-            listed.append(
-                {
-                    "query": int(chunk.indices[pos]),
-                    **query_set.describe(chunk.indices[pos]),
-                    "expected": int(chunk.answers[pos]),
-                    "predicted": int(best_other[pos]),
-                    "margin": _json_float(margins[pos]),
-                    "tie": bool(margins[pos] == 0),
-                }
-            )
+            listed.append(failure_record(query_set, chunk, pos, margins, best_other))
         low = int(np.nanargmin(margins)) if not np.all(np.isnan(margins)) else 0
         if np.isnan(margins[low]) or margins[low] < min_margin:
             min_margin, argmin = float(margins[low]), int(chunk.indices[low])
+        done += len(margins)
         if progress is not None:
-            progress(min(begin + chunk_size, len(indices)), len(indices))
+            progress(done, len(indices))
 
     return RecallReport(
         kind=query_set.kind,
@@ -116,6 +108,25 @@ def verify_queries(
         chunk_size=int(chunk_size),
         elapsed_s=time.perf_counter() - started,
     )
+
+
+def iter_margins(weights: TransformerWeights, query_set, indices: np.ndarray, chunk_size: int):
+    """Yield (chunk, margins, best other token) for ``indices`` of ``query_set``, chunk by chunk."""
+    for begin in range(0, len(indices), chunk_size):
+        chunk = query_set.take(indices[begin : begin + chunk_size])
+        margins, best_other = answer_margins(forward(weights, chunk.tokens), chunk.answers)
+        yield chunk, margins, best_other
+
+
+def failure_record(query_set, chunk, pos: int, margins: np.ndarray, best_other: np.ndarray) -> dict:
+    return {
+        "query": int(chunk.indices[pos]),
+        **query_set.describe(chunk.indices[pos]),
+        "expected": int(chunk.answers[pos]),
+        "predicted": int(best_other[pos]),
+        "margin": _json_float(margins[pos]),
+        "tie": bool(margins[pos] == 0),
+    }
 
 
 def answer_margins(logits: np.ndarray, answers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
