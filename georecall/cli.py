@@ -19,6 +19,7 @@ from theory.spec import ConstructionSpec
 from theory.instance import Instance
 from theory.io import load_model, save_model
 from theory.verify import DEFAULT_MEMORY_BUDGET_BYTES
+from theory.certify import certify_single_hop
 from theory.verify_multi_hop import verify_model
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -108,6 +109,7 @@ def make_parser() -> Parser:
     verify.add_argument("--hops", type=_positive_int("--hops"), default=None, help="CoT files: check only this depth (default: every depth)")
     verify.add_argument("--max-queries", type=_positive_int("--max-queries"), default=1_000_000, help="multi-hop/CoT: sample this many queries when there are more (default 1,000,000)")
     verify.add_argument("--seed", type=_positive_int("--seed"), default=0, help="seed of the query sample (default 0)")
+    verify.add_argument("--certify", action="store_true", help="single hop: certified path (docs/theorems/certificate.md), brute force only where it declines")
 
     check = sub.add_parser("check", help="build and verify every construction at default sizes; print a table")
     check.add_argument("--json", action="store_true", help="print one JSON object")
@@ -204,6 +206,11 @@ def cmd_build(args) -> int:
 
 def cmd_verify(args) -> int:
     loaded = load_model(args.file)
+    if args.certify:
+        if loaded.weights.meta.query_kinds != ("single_hop",):
+            raise BadInput("--certify handles single-hop files only")
+        report = certify_single_hop(loaded.weights, loaded.instance, memory_budget_bytes=int(args.memory_budget_mb * 2**20), max_listed=args.max_listed)
+        return print_report(report, args)
     report = verify_model(
         loaded.weights,
         loaded.instance,
@@ -214,6 +221,10 @@ def cmd_verify(args) -> int:
         max_listed=args.max_listed,
         progress=progress_printer("verify", args.progress),
     )
+    return print_report(report, args)
+
+
+def print_report(report, args) -> int:
     if args.json:
         print(json.dumps(report.to_json_dict()))
     else:

@@ -1,0 +1,100 @@
+"""The certified path and the fast residual against the float64 reference, on the same inputs."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+from constructions import build_construction
+from georecall.strategies import codebook_options, instances, seeds
+from helpers import random_weights
+from theory import Instance, verify_single_hop
+from theory.certify import certify_single_hop, code_distance_lower_bound
+from theory.fast import single_hop_residuals
+from theory.model import final_residual
+from theory.queries import SingleHopQueries
+
+
+def assert_same_report(fast, reference):
+    assert fast.exact_recall == reference.exact_recall
+    assert fast.failures == reference.failures
+    assert fast.min_margin == pytest.approx(reference.min_margin, abs=1e-9)
+    assert [f["query"] for f in fast.first_failures] == [f["query"] for f in reference.first_failures]
+    assert fast.exhaustive and fast.queries == reference.queries
+
+
+@given(instances(max_N=300, max_R=5, explicit_max_N=0), codebook_options())
+def test_certificate_equals_reference_on_block_constructions(instance, options):
+    model = build_construction("block", instance, **options)
+    fast = certify_single_hop(model.weights, instance)
+    assert_same_report(fast, verify_single_hop(model.weights, instance))
+    assert fast.details["certified"] == instance.N * instance.R  # every query certified
+
+
+@given(instances(min_N=8, max_N=80, max_R=3, explicit_max_N=0), seeds())
+def test_certificate_declines_exactly_where_the_residual_is_too_far_and_still_matches(instance, seed):
+    model = build_construction("shared-space", instance, d=12, maps_seed=seed)  # far below the threshold
+    fast = certify_single_hop(model.weights, instance)
+    assert_same_report(fast, verify_single_hop(model.weights, instance))
+    queries = SingleHopQueries(instance)
+    chunk = queries.take(np.arange(queries.total))
+    support = np.flatnonzero(np.any(model.weights.W_U != 0, axis=1))
+    x = final_residual(model.weights, chunk.tokens)[:, support]
+    r = np.linalg.norm(x - model.weights.W_U[support].T[chunk.answers], axis=1)
+    distance = fast.details["code_distance_bound"]
+    assert distance == 2.0
+    clear = np.sum(r < distance / 2 - 1e-9)  # the certificate's own float allowance is far smaller
+    assert clear <= fast.details["certified"] <= np.sum(r < distance / 2)
+
+
+def test_certificate_declines_without_nearest_code_bias_or_with_duplicate_codes():
+    instance = Instance.random(40, 3, 2)
+    model = build_construction("block", instance)
+    shifted = replace(model.weights, b_U=model.weights.b_U + 0.25)
+    report = certify_single_hop(shifted, instance)
+    assert report.details["nearest_code_unembedding"] is False and report.details["certified"] == 0
+    assert_same_report(report, verify_single_hop(shifted, instance))
+    W_U = model.weights.W_U.copy()
+    W_U[:, 1] = W_U[:, 0]  # attributes 0 and 1 share a code: every query about them ties
+    twin = replace(model.weights, W_U=W_U)
+    report = certify_single_hop(twin, instance)
+    assert report.details["code_distance_bound"] == 0.0 and not report.exact_recall
+    assert_same_report(report, verify_single_hop(twin, instance))
+
+
+def test_certificate_catches_a_perturbed_subject_embedding():
+    instance = Instance.random(64, 4, 0)
+    model = build_construction("block", instance, codebook="multilevel", precision=2)
+    rows = model.weights.W_E[:64].copy()
+    rows[9, :3] += 3.0
+    broken = model.weights.with_subject_embeddings(rows)
+    assert_same_report(certify_single_hop(broken, instance), verify_single_hop(broken, instance))
+    assert not certify_single_hop(broken, instance).exact_recall
+
+
+def test_code_distance_bound_is_exact_small_and_valid_large():
+    codes = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 1.5]])
+    assert code_distance_lower_bound(codes) == pytest.approx(1.5)
+    assert code_distance_lower_bound(np.vstack([codes, codes[:1]])) == 0.0
+    big = build_construction("block", Instance.random(5000, 1, 0), codebook="multilevel", precision=3).weights.W_U
+    assert code_distance_lower_bound(big[np.any(big != 0, axis=1)].T) == 2.0
+
+
+@pytest.mark.parametrize("heads, with_pos", [(1, False), (3, True)])
+def test_fast_residual_equals_reference_on_random_weights(heads, with_pos):
+    weights = random_weights(N=11, R=4, layers=1, heads=heads, n_ctx=2, seed=heads)
+    if not with_pos:
+        weights = replace(weights, W_pos=None)
+    instance = Instance.random(11, 4, 0)
+    queries = SingleHopQueries(instance)
+    reference = final_residual(weights, queries.take(np.arange(queries.total)).tokens)
+    np.testing.assert_allclose(single_hop_residuals(weights, np.arange(11)), reference, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(single_hop_residuals(weights, np.arange(3, 7), columns=np.array([0, 5])), reference[12:28][:, [0, 5]], rtol=1e-12, atol=1e-12)
+
+
+def test_memory_budget_bounds_the_certificate_chunks():
+    instance = Instance.random(3000, 4, 1)
+    model = build_construction("block", instance)
+    small = certify_single_hop(model.weights, instance, memory_budget_bytes=2 * 2**20)
+    assert small.chunk_size * 2 * 3000 * 8 <= 2 * 2**20 and small.exact_recall

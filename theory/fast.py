@@ -1,0 +1,50 @@
+"""Faster, algebraically identical forward passes; tests hold them to theory.model on the same inputs.
+
+single_hop_residuals: one-layer models on [s, N + r] prompts. The subject side of attention
+(keys, and values through W_O) is computed once per subject and the relation side once per
+relation, instead of once per query; the softmax over the two positions and the MLP run per
+query. Only the order of float additions differs from the reference.
+
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from theory.weights import TransformerWeights
+
+
+def single_hop_residuals(weights: TransformerWeights, subjects: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+    """Final residual at the last position for every (s, r), s in ``subjects``: [len(subjects) * R, d_model].
+
+    Row order matches the query index q = s * R + r. ``columns`` keeps only those residual
+    coordinates of the result (the MLP output is computed for them alone).
+    """
+    if weights.n_layers != 1:
+        raise ValueError("single_hop_residuals handles one-layer models; use theory.model.final_residual")
+    N, R = weights.meta.N, weights.meta.R
+    block = weights.blocks[0]
+    attn, scale = block.attn, weights.meta.attn_scale
+    x0 = weights.W_E[subjects]
+    x1 = weights.W_E[N : N + R]
+    if weights.W_pos is not None:
+        x0, x1 = x0 + weights.W_pos[0], x1 + weights.W_pos[1]
+    z = np.empty((len(subjects), R, x1.shape[1]))
+    z[...] = x1[None, :, :]
+    scratch = np.empty_like(z)
+    for h in range(attn.n_heads):
+        q1 = x1 @ attn.W_Q[h]  # [R, d_head]
+        s10 = scale * (x0 @ attn.W_K[h]) @ q1.T  # [S, R]: the last position attends to the subject
+        s11 = scale * np.einsum("re,re->r", q1, x1 @ attn.W_K[h])  # [R]: and to itself
+        top = np.maximum(s10, s11[None, :])
+        e0, e1 = np.exp(s10 - top), np.exp(s11[None, :] - top)
+        a0, a1 = e0 / (e0 + e1), e1 / (e0 + e1)
+        out0 = (x0 @ attn.W_V[h]) @ attn.W_O[h]  # [S, d_model]
+        out1 = (x1 @ attn.W_V[h]) @ attn.W_O[h]  # [R, d_model]
+        z += np.multiply(a0[:, :, None], out0[:, None, :], out=scratch)
+        z += np.multiply(a1[:, :, None], out1[None, :, :], out=scratch)
+    z = z.reshape(len(subjects) * R, -1)
+    hidden = np.maximum(z @ block.mlp.W_in + block.mlp.b_in, 0.0)
+    if columns is None:
+        return z + hidden @ block.mlp.W_out + block.mlp.b_out
+    return z[:, columns] + hidden @ block.mlp.W_out[:, columns] + block.mlp.b_out[columns]
