@@ -69,13 +69,13 @@ def test_verifier_fails_when_a_gate_is_lowered_and_counts_ties_as_failures():
 
 
 def test_memory_budget_bounds_the_chunk():
-    inst = Instance.random(4096, 8, seed=0)
+    inst = Instance.random(1024, 4, 0)
     model = build_construction("block", inst)
-    small = chunk_size_for(model.weights, 2, 8 * 2**20)
+    small = chunk_size_for(model.weights, 2, 2 * 2**20)
     large = chunk_size_for(model.weights, 2, 512 * 2**20)
     assert 1 <= small < large
-    assert small * 2 * 4096 * 8 <= 8 * 2**20  # the logits and the argmax pass fit the budget
-    report = verify_single_hop(model.weights, inst, memory_budget_bytes=8 * 2**20)
+    assert small * 2 * 1024 * 8 <= 2 * 2**20  # the logits and the argmax pass fit the budget
+    report = verify_single_hop(model.weights, inst, memory_budget_bytes=2 * 2**20)
     assert report.chunk_size == small and report.exact_recall
 
 
