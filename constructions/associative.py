@@ -2,7 +2,7 @@
 
 k layers and a small residual stream, but the facts live in the MLPs:
 
-    pos (k+1) | current (R blocks of d0: the superposition e_x of the current entity) |
+    pos (k+1) | entity (R blocks of d0: the superposition e_x of the current entity) |
     relation (R) | slot[1..k] (R each) | output (d0)
 
 Layer 1 attention routes the subject into "current" and relation r_j into slot j (hard
@@ -26,7 +26,8 @@ from constructions.block_superposition import block_subject_embeddings
 from constructions.codebooks import Codebook
 from constructions.layout import Layout
 from constructions.routing import SCORE_GAP, Route, attention_leak_bound, routing_attention
-from constructions.selector import gated_selector, nearest_code_unembedding
+from constructions.chains import chain_layout
+from constructions.selector import gated_selector, nearest_code_unembedding, relation_rows
 from theory.checks import require_int
 from theory.instance import Instance
 from theory.spec import spec_from_weights
@@ -36,20 +37,14 @@ NAME = "associative_multi_hop"
 
 
 def associative_layout(hops: int, R: int, d0: int) -> Layout:
-    layout = Layout()
-    layout.add("pos", hops + 1)
-    layout.add("current", R * d0)
-    layout.add("relation", R)
-    for j in range(hops):
-        layout.add(f"slot[{j + 1}]", R)
-    layout.add("output", d0)
-    return layout
+    """Theorem 4's layout with the R one-relation chains as the entity ("current") subspace."""
+    return chain_layout(hops + 1, R, R, hops, d0)
 
 
 def lookup_mlp(layout: Layout, instance: Instance, codebook: Codebook, hop: int) -> MLPWeights:
     """Erase "current", then write e_{f_{r_hop}(x)}: 2 R d0 erase units and N R lookup units."""
     N, R, d0, D = instance.N, instance.R, codebook.d0, layout.d_model
-    current, slot = layout["current"], layout[f"slot[{hop}]"]
+    current, slot = layout["entity"], layout[f"slot[{hop}]"]
     gate = d0 + 1.0
     embeddings = block_subject_embeddings(instance, codebook)[:, : R * d0]  # e_a on the current block
     n_erase, n_lookup = 2 * R * d0, N * R
@@ -76,7 +71,7 @@ def build_associative_multi_hop(instance: Instance, codebook: Codebook, hops: in
     N, R, d0 = instance.N, instance.R, codebook.d0
     layout = associative_layout(hops, R, d0)
     D, pos, last = layout.d_model, layout["pos"], hops
-    routes = [Route({last: 0}, layout["current"], layout["current"])]
+    routes = [Route({last: 0}, layout["entity"], layout["entity"])]
     routes += [Route({last: j}, layout["relation"], layout[f"slot[{j}]"]) for j in range(1, hops + 1)]
     blocks = []
     for layer in range(1, hops + 1):
@@ -84,21 +79,19 @@ def build_associative_multi_hop(instance: Instance, codebook: Codebook, hops: in
         if layer < hops:
             mlp = lookup_mlp(layout, instance, codebook, layer)
         else:
-            current = layout["current"]
+            current = layout["entity"]
             readouts = [np.eye(R * d0, d0, -r * d0) for r in range(R)]
             mlp = gated_selector(D, readouts, current, layout[f"slot[{hops}]"], layout["output"], codebook.max_abs_entry + 1.0)
         blocks.append(Block(attention, mlp))
     W_U, b_U = nearest_code_unembedding(D, codebook.codes, layout["output"])
     subject_rows = np.zeros((N, D))
-    subject_rows[:, layout["current"].slice] = block_subject_embeddings(instance, codebook)[:, : R * d0]
-    relation_rows = np.zeros((R, D))
-    relation_rows[np.arange(R), layout["relation"].start + np.arange(R)] = 1.0
+    subject_rows[:, layout["entity"].slice] = block_subject_embeddings(instance, codebook)[:, : R * d0]
     meta = ModelMeta(
         N=N, R=R, n_layers=hops, attn_scale=1.0, query_kinds=("multi_hop",),
         extra={"construction": NAME, "codebook": codebook.name, "codebook_params": codebook.params, "hops": hops,
                "chains": "exact", "score_gap": SCORE_GAP, "layout": layout.to_json_dict()},
     )
-    weights = TransformerWeights(np.vstack([subject_rows, relation_rows]), tuple(blocks), W_U, b_U, meta, W_pos=np.eye(hops + 1, D))
+    weights = TransformerWeights(np.vstack([subject_rows, relation_rows(N, R, D, layout["relation"])]), tuple(blocks), W_U, b_U, meta, W_pos=np.eye(hops + 1, D))
     leak = attention_leak_bound(hops + 1, 1.0)
     spec = spec_from_weights(
         weights, name=f"{NAME}/{codebook.name}", subject_embedding_dim=R * d0, bits_per_coordinate=1.0,

@@ -28,7 +28,7 @@ from constructions.base import Construction
 from constructions.codebooks import Codebook
 from constructions.layout import Layout, Subspace
 from constructions.routing import SCORE_GAP, Route, attention_leak_bound, routing_attention
-from constructions.selector import nearest_code_unembedding
+from constructions.selector import nearest_code_unembedding, relation_rows
 from theory.checks import require_int
 from theory.instance import Instance
 from theory.spec import spec_from_weights
@@ -106,10 +106,8 @@ def _build(instance, codebook, chains, slots, n_ctx, entity_route, hop_routes, m
     mlp = chain_selector(layout, chains, slots, R, d0, gate)
     W_U, b_U = nearest_code_unembedding(D, codebook.codes, layout["output"])
 
-    relation_rows = np.zeros((R, D))
-    relation_rows[np.arange(R), layout["relation"].start + np.arange(R)] = 1.0
     special_rows = np.zeros((len(special), D))  # SEP and PAD carry nothing but their position
-    W_E = np.vstack([chain_subject_embeddings(instance, codebook, chains, layout), relation_rows, special_rows])
+    W_E = np.vstack([chain_subject_embeddings(instance, codebook, chains, layout), relation_rows(N, R, D, layout["relation"]), special_rows])
     W_pos = np.eye(n_ctx, D)
     meta = ModelMeta(
         N=N, R=R, n_layers=1, attn_scale=1.0, special_tokens=special,
