@@ -98,3 +98,14 @@ def test_memory_budget_bounds_the_certificate_chunks():
     model = build_construction("block", instance)
     small = certify_single_hop(model.weights, instance, memory_budget_bytes=2 * 2**20)
     assert small.chunk_size * 2 * 3000 * 8 <= 2 * 2**20 and small.exact_recall
+
+
+@given(instances(max_N=200, max_R=4, explicit_max_N=0), seeds())
+def test_fast_brute_force_equals_reference(instance, seed):
+    from theory.fast import verify_single_hop_fast
+
+    for model in (build_construction("block", instance), build_construction("shared-space", instance, d=10, maps_seed=seed)):
+        reference = verify_single_hop(model.weights, instance)
+        fast = verify_single_hop_fast(model.weights, instance, memory_budget_bytes=2**20)
+        assert_same_report(fast, reference)
+        assert [f["predicted"] for f in fast.first_failures] == [f["predicted"] for f in reference.first_failures]
