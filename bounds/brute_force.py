@@ -11,17 +11,9 @@ import math
 
 import numpy as np
 
-from bounds.generic import CHAIN_KINDS
+from theory.queries import chain_tuples
 
 MAX_INSTANCES = 2_000_000
-
-
-def chains_of(R: int, k: int, chains: str) -> list[tuple[int, ...]]:
-    """Chains of length exactly k, or of length 1..k, in a fixed order."""
-    if chains not in CHAIN_KINDS:
-        raise ValueError(f"chains must be one of {', '.join(CHAIN_KINDS)}; got {chains!r}")
-    lengths = [k] if chains == "exact" else range(1, k + 1)
-    return [c for length in lengths for c in itertools.product(range(R), repeat=length)]
 
 
 def count_realisable_tuples(N: int, R: int, k: int, chains: str = "exact", subject: int = 0) -> int:
@@ -33,7 +25,7 @@ def count_realisable_tuples(N: int, R: int, k: int, chains: str = "exact", subje
     for choice in itertools.product(range(len(perms)), repeat=R):
         facts = perms[list(choice)]
         answers = []
-        for chain in chains_of(R, k, chains):
+        for chain in chain_tuples(R, k, chains):
             value = subject
             for r in chain:
                 value = facts[r, value]
@@ -51,7 +43,7 @@ def count_realisable_tuples_by_extension(N: int, R: int, k: int, chains: str = "
     grows with N^(tree size) instead of (N!)^R; tests check both counts agree on tiny sizes.
     """
     order = [c for length in range(1, k + 1) for c in itertools.product(range(R), repeat=length)]
-    answered = set(chains_of(R, k, chains))
+    answered = set(chain_tuples(R, k, chains))
     maps = [dict() for _ in range(R)]
     images = [set() for _ in range(R)]
     values = {(): subject}

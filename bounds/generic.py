@@ -20,8 +20,8 @@ import sympy as sp
 
 from bounds.numbers import ceil_div_exact, log2_falling_factorial, mp
 from theory.checks import require_int
+from theory.queries import CHAIN_KINDS
 
-CHAIN_KINDS = ("exact", "up_to")
 
 from bounds.symbols import N as N_, R as R_, delta as delta_, k as k_, p as p_
 INTERNAL_NODES_EXPR = (R_**k_ - 1) / (R_ - 1)

@@ -19,7 +19,6 @@ opens exactly when slots 1..l hold c and slots l+1..h are empty.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -31,13 +30,9 @@ from constructions.routing import SCORE_GAP, Route, attention_leak_bound, routin
 from constructions.selector import nearest_code_unembedding, relation_rows
 from theory.checks import require_int
 from theory.instance import Instance
+from theory.queries import chain_tuples
 from theory.spec import spec_from_weights
 from theory.weights import Block, MLPWeights, ModelMeta, TransformerWeights
-
-
-def chain_list(R: int, max_length: int, kind: str) -> list[tuple[int, ...]]:
-    lengths = [max_length] if kind == "exact" else range(1, max_length + 1)
-    return [c for length in lengths for c in itertools.product(range(R), repeat=length)]
 
 
 def chain_layout(n_ctx: int, n_chains: int, R: int, slots: int, d0: int) -> Layout:
@@ -135,7 +130,7 @@ def build_multi_hop_chains(instance: Instance, codebook: Codebook, hops: int, ch
     if chains not in ("exact", "up_to"):
         raise ValueError(f"chains must be 'exact' or 'up_to', got {chains!r}")
     R = instance.R
-    chain_set = chain_list(R, hops, chains)
+    chain_set = chain_tuples(R, hops, chains)
     lengths = [hops] if chains == "exact" else range(1, hops + 1)
     # the last position is l for an l-hop prompt; hop j > l routes to the subject (no relation there)
     entity_route = {length: 0 for length in lengths}
@@ -162,5 +157,5 @@ def build_chain_of_thought(instance: Instance, codebook: Codebook, max_hops: int
     ]
     special = {"SEP": N + R, "PAD": N + R + 1}
     name = "chain_of_thought" if h == 1 else "partial_chain_of_thought"
-    return _build(instance, codebook, chain_list(R, h, "up_to"), h, K + 1 + steps, entity_route, hop_routes,
+    return _build(instance, codebook, chain_tuples(R, h, "up_to"), h, K + 1 + steps, entity_route, hop_routes,
                   {"max_hops": K, "hops_per_step": h, "max_steps": steps}, name, True, K, special)

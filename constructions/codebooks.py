@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from theory.checks import require_int, require_probability
+from theory.geometry import min_squared_distance
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,16 +44,7 @@ class Codebook:
 
     def min_squared_distance(self, chunk: int = 2048) -> float:
         """min_{a != b} ||u_a - u_b||^2, exactly (integer codes), in O(N^2 d0) chunked work."""
-        codes = self.codes
-        norms = np.einsum("ij,ij->i", codes, codes)
-        best = np.inf
-        for start in range(0, self.N, chunk):
-            block = codes[start : start + chunk]
-            dist = norms[start : start + chunk, None] + norms[None, :] - 2.0 * block @ codes.T
-            rows = np.arange(len(block))
-            dist[rows, start + rows] = np.inf
-            best = min(best, float(dist.min()))
-        return best
+        return min_squared_distance(self.codes, chunk)
 
     def __repr__(self) -> str:
         return f"Codebook({self.name!r}, N={self.N}, d0={self.d0}, bits/coord={self.bits_per_coordinate})"

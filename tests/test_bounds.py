@@ -21,12 +21,13 @@ from bounds import (
     robbins_log2_factorial_bounds,
 )
 from bounds.any_model import ANY_MODEL_MIN_PARAMS_EXPR, any_model_min_bits
-from bounds.brute_force import chains_of, count_realisable_tuples, count_realisable_tuples_by_extension
+from bounds.brute_force import count_realisable_tuples, count_realisable_tuples_by_extension
 from bounds.generic import GENERIC_KHOP_EXACT_LOG2_EXPR, GENERIC_SINGLE_HOP_MIN_D_EXPR, INTERNAL_NODES_EXPR, generic_min_bits
 from bounds.information import INFORMATION_BITS_EXPR, ROBBINS_LOWER_EXPR, ROBBINS_UPPER_EXPR
 from theory.spec import ConstructionSpec
 
 from bounds.symbols import N, R, delta, k, p
+from theory.queries import chain_tuples
 
 
 @pytest.fixture(autouse=True)
@@ -128,7 +129,7 @@ TINY = [(n, r, h, ch) for n in (2, 3, 4) for r in (1, 2) for h in (1, 2, 3) for 
 @pytest.mark.parametrize("n, r, hops, chains", TINY)
 def test_lemma_b4_against_enumeration_of_every_instance(n, r, hops, chains):
     count = count_realisable_tuples(n, r, hops, chains)
-    assert realisable_tuples_lower(n, r, hops, chains) <= count <= n ** len(chains_of(r, hops, chains))
+    assert realisable_tuples_lower(n, r, hops, chains) <= count <= n ** len(chain_tuples(r, hops, chains))
     assert count_realisable_tuples_by_extension(n, r, hops, chains) == count
     if hops == 1:
         assert count == n**r  # the single-hop count is exact
@@ -139,7 +140,7 @@ def test_lemma_b4_where_the_falling_factorial_is_not_vacuous(n, r, hops, chains)
     lower = realisable_tuples_lower(n, r, hops, chains)
     assert lower > 0
     count = count_realisable_tuples_by_extension(n, r, hops, chains)
-    assert lower <= count <= n ** len(chains_of(r, hops, chains))
+    assert lower <= count <= n ** len(chain_tuples(r, hops, chains))
 
 
 # --- monotonicity ----------------------------------------------------------------------------------

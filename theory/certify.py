@@ -21,6 +21,7 @@ import numpy as np
 
 from theory.instance import Instance
 from theory.fast import single_hop_residuals
+from theory.geometry import min_squared_distance
 from theory.model import final_residual
 from theory.queries import SingleHopQueries
 from theory.verify import DEFAULT_MEMORY_BUDGET_BYTES, RecallReport, chunk_size_for, failure_record, iter_margins
@@ -51,14 +52,7 @@ def code_distance_lower_bound(codes: np.ndarray) -> float:
     if len(np.unique(codes, axis=0)) < N:
         return 0.0
     if N <= EXACT_DISTANCE_MAX_N:
-        norms = np.einsum("ij,ij->i", codes, codes)
-        best = np.inf
-        for start in range(0, N, 1024):
-            block = codes[start : start + 1024]
-            dist = norms[start : start + 1024, None] + norms[None, :] - 2.0 * block @ codes.T
-            dist[np.arange(len(block)), start + np.arange(len(block))] = np.inf
-            best = min(best, float(dist.min()))
-        return float(np.sqrt(max(best, 0.0)))
+        return float(np.sqrt(max(min_squared_distance(codes), 0.0)))
     gaps = [np.diff(np.unique(column)).min() for column in codes.T if len(np.unique(column)) > 1]
     return float(min(gaps))
 

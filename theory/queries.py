@@ -7,6 +7,7 @@ Query index q enumerates subjects major, relations minor: q = s * R + r.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,10 +62,16 @@ def single_hop_queries(instance: Instance) -> SingleHopQueries:
     return SingleHopQueries(instance)
 
 
-def chains_of_length(R: int, length: int) -> np.ndarray:
-    """All chains (r_1, ..., r_length) in [R]^length, r_1 most significant: [R^length, length]."""
-    index = np.arange(R**length, dtype=np.int64)
-    return np.stack([(index // R ** (length - 1 - j)) % R for j in range(length)], axis=1).reshape(-1, length)
+CHAIN_KINDS = ("exact", "up_to")
+
+
+def chain_tuples(R: int, max_length: int, kind: str) -> list[tuple[int, ...]]:
+    """Chains (r_1, ..., r_l) of length exactly max_length ("exact") or 1..max_length ("up_to"),
+    shorter first, each length in itertools.product order (r_1 most significant)."""
+    if kind not in CHAIN_KINDS:
+        raise ValueError(f"chains must be one of {', '.join(CHAIN_KINDS)}; got {kind!r}")
+    lengths = [max_length] if kind == "exact" else range(1, max_length + 1)
+    return [c for length in lengths for c in itertools.product(range(R), repeat=length)]
 
 
 class MultiHopQueries:
