@@ -21,6 +21,7 @@ from theory.io import load_model, save_model
 from theory.verify import DEFAULT_MEMORY_BUDGET_BYTES
 from theory.certify import certify_single_hop
 from theory.verify_multi_hop import verify_model
+from georecall import train_cli
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -150,6 +151,7 @@ def make_parser() -> Parser:
     threshold.add_argument("--seeds", type=_positive_int("--seeds"), default=3, help="map seeds that must all be exact (default 3)")
     threshold.add_argument("--delta", type=float, default=0.01, help="the theorem's failure probability (default 0.01)")
     threshold.add_argument("--json", action="store_true", help="print one JSON object")
+    train_cli.add_parsers(sub, _positive_int)
     return parser
 
 
@@ -371,14 +373,15 @@ def cmd_compare(args) -> int:
     return EXIT_FAILED if result.verdict == "impossible" else EXIT_OK
 
 
-COMMANDS = {"tradeoff": cmd_tradeoff, "bounds": cmd_bounds, "compare": cmd_compare, "build": cmd_build, "verify": cmd_verify, "check": cmd_check, "sizes": cmd_sizes, "threshold": cmd_threshold}
+COMMANDS = {"tradeoff": cmd_tradeoff, "bounds": cmd_bounds, "compare": cmd_compare, "build": cmd_build, "verify": cmd_verify, "check": cmd_check, "sizes": cmd_sizes, "threshold": cmd_threshold,
+            "train": train_cli.cmd_train, "sweep": train_cli.cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = make_parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except (BadInput, ValueError, OSError) as exc:
+    except (BadInput, ValueError, OSError, train_cli.NeedsTorch) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"georecall: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT

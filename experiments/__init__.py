@@ -1,0 +1,1 @@
+"""Gradient-descent experiments (THEORY.md part E). Needs PyTorch: ``pip install -e ".[train]"``."""

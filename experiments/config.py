@@ -1,0 +1,121 @@
+"""TrainConfig: every choice a training run makes, saved as config.json next to its results."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+from theory.checks import require_int
+
+# Parameter groups a run can freeze. "subjects" and "relations" are row blocks of W_E.
+PARAM_GROUPS = ("subjects", "relations", "pos", "attn", "mlp", "unembed")
+DTYPES = ("float32", "float64")
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One gradient-descent run on R random bijections of [N] (THEORY.md part E).
+
+    N, R: the instance; ``instance_seed`` draws it (default: ``seed``).
+    d_model, d_mlp, n_heads: the one-layer model; d_head = d_model / n_heads.
+    steps, lr, weight_decay: AdamW, full batch unless ``batch_size`` is set.
+    embed_init_scale: norm of a freshly initialised embedding row (decides whether
+        superposition forms). seed: model initialisation and batch order.
+    freeze: parameter groups (PARAM_GROUPS) held at their initial values.
+    fixed_attention: attention is frozen at a uniform average with an identity OV map, so the
+        last position reads e_r + (e_s + e_r)/2: the input of a Nichani-style associative memory.
+    stop_margin: training stops once every fact's margin is at least this (0 disables early stop).
+    eval_every: steps between evaluations of accuracy and margin on every fact.
+    """
+
+    N: int
+    R: int
+    d_model: int
+    d_mlp: int
+    steps: int = 3000
+    lr: float = 1e-2
+    seed: int = 0
+    instance_seed: int | None = None
+    embed_init_scale: float = 1.0
+    weight_decay: float = 0.0
+    batch_size: int | None = None
+    n_heads: int = 1
+    freeze: tuple[str, ...] = ()
+    fixed_attention: bool = False
+    stop_margin: float = 1.0
+    eval_every: int = 25
+    dtype: str = "float32"
+    device: str = "cpu"
+
+    def __post_init__(self):
+        require_int("N", self.N, minimum=2)
+        require_int("R", self.R, minimum=1)
+        require_int("d_model", self.d_model, minimum=1)
+        require_int("d_mlp", self.d_mlp, minimum=1)
+        require_int("steps", self.steps, minimum=0)
+        require_int("seed", self.seed, minimum=0)
+        require_int("n_heads", self.n_heads, minimum=1)
+        require_int("eval_every", self.eval_every, minimum=1)
+        if self.instance_seed is not None:
+            require_int("instance_seed", self.instance_seed, minimum=0)
+        if self.batch_size is not None:
+            require_int("batch_size", self.batch_size, minimum=1)
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+        _require_positive("lr", self.lr)
+        _require_positive("embed_init_scale", self.embed_init_scale)
+        _require_non_negative("weight_decay", self.weight_decay)
+        _require_non_negative("stop_margin", self.stop_margin)
+        object.__setattr__(self, "freeze", tuple(self.freeze))
+        unknown = sorted(set(self.freeze) - set(PARAM_GROUPS))
+        if unknown:
+            raise ValueError(f"freeze has unknown groups {unknown}; valid groups are {list(PARAM_GROUPS)}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {list(DEVICES)}, got {self.device!r}")
+
+    @property
+    def facts(self) -> int:
+        return self.N * self.R
+
+    @property
+    def data_seed(self) -> int:
+        return self.seed if self.instance_seed is None else self.instance_seed
+
+    def replace(self, **changes) -> "TrainConfig":
+        return replace(self, **changes)
+
+    def to_json_dict(self) -> dict:
+        data = asdict(self)
+        data["freeze"] = list(self.freeze)
+        return data
+
+    @classmethod
+    def from_json_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"config has unknown keys {unknown}")
+        return cls(**{**data, "freeze": tuple(data.get("freeze", ()))})
+
+    def save(self, path) -> None:
+        with open(path, "w") as handle:
+            json.dump(self.to_json_dict(), handle, indent=2, sort_keys=True)
+
+    @classmethod
+    def load(cls, path) -> "TrainConfig":
+        with open(path) as handle:
+            return cls.from_json_dict(json.load(handle))
+
+
+def _require_positive(name: str, value) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _require_non_negative(name: str, value) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")

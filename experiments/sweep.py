@@ -1,0 +1,186 @@
+"""Threshold sweep: d* = the smallest d_model that reaches 100% training accuracy in the step budget.
+
+For each grid point (N, R) and seed, d is doubled from 1 until a run is exact, then bisected
+between the last failure and the first success (bisection assumes success is monotone in d; every
+run is kept in runs.csv, so a non-monotone point is visible). d* is reported per seed and as the
+median over seeds, fitted against log2 N at fixed R and against R at fixed N, and set beside the
+generic lower bound R log2 N / p and the block construction's subject dimension.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bounds.generic import generic_min_d
+from experiments.config import TrainConfig
+from experiments.train import train
+
+RUN_FIELDS = ["N", "R", "seed", "d_model", "d_mlp", "exact", "train_accuracy", "min_margin", "steps_to_exact", "steps_run", "elapsed_s"]
+THRESHOLD_FIELDS = ["N", "R", "seed", "d_star", "failing_d_below", "bits_per_coordinate_implied",
+                    "generic_bound_d_p32", "block_binary_subject_dim"]
+
+
+@dataclass
+class SweepResult:
+    runs: list = field(default_factory=list)
+    thresholds: list = field(default_factory=list)
+    fits: dict = field(default_factory=dict)
+
+    def medians(self) -> list[dict]:
+        """One row per (N, R): the median d* over seeds (None if any seed found no d* <= d_max)."""
+        rows = []
+        for key in sorted({(t["N"], t["R"]) for t in self.thresholds}):
+            values = [t["d_star"] for t in self.thresholds if (t["N"], t["R"]) == key]
+            ok = all(v is not None for v in values)
+            rows.append({"N": key[0], "R": key[1], "seeds": len(values),
+                         "d_star_median": float(np.median(values)) if ok else None,
+                         "d_star_min": min(values) if ok else None, "d_star_max": max(values) if ok else None})
+        return rows
+
+    def to_json_dict(self) -> dict:
+        return {"thresholds": self.thresholds, "medians": self.medians(), "fits": self.fits}
+
+
+def block_binary_subject_dim(N: int, R: int) -> int:
+    """Subject dimension of the block construction with binary codes: R * ceil(log2 N)."""
+    return R * max(1, math.ceil(math.log2(N)))
+
+
+def threshold_for_seed(base: TrainConfig, seed: int, d_max: int, on_run=None) -> tuple[int | None, int]:
+    """(d*, largest failing d below it) for one seed; d* is None when even d_max fails."""
+    def exact(d: int) -> bool:
+        config = base.replace(d_model=d, seed=seed, instance_seed=seed)
+        run = train(config)
+        if on_run is not None:
+            on_run(config, run)
+        return run.exact
+
+    fail, d = 0, 1
+    while d <= d_max and not exact(d):
+        fail, d = d, 2 * d
+    if d > d_max:
+        if fail < d_max and exact(d_max):
+            d = d_max
+        else:
+            return None, d_max
+    success = d
+    while success - fail > 1:
+        mid = (success + fail) // 2
+        if exact(mid):
+            success = mid
+        else:
+            fail = mid
+    return success, fail
+
+
+def run_sweep(points, base: TrainConfig, seeds, d_max: int = 256, progress=None) -> SweepResult:
+    """Thresholds at every (N, R) in ``points`` for every seed; ``progress(message)`` after each run."""
+    result = SweepResult()
+
+    def on_run(config, run):
+        row = {"N": config.N, "R": config.R, "seed": config.seed, "d_model": config.d_model, "d_mlp": config.d_mlp,
+               "exact": run.exact, "train_accuracy": run.train_accuracy, "min_margin": round(run.min_margin, 6),
+               "steps_to_exact": run.steps_to_exact, "steps_run": run.steps_run, "elapsed_s": round(run.elapsed_s, 3)}
+        result.runs.append(row)
+        if progress is not None:
+            progress(f"N={config.N} R={config.R} seed={config.seed} d={config.d_model}: "
+                     f"{'exact' if run.exact else 'not exact'} (acc {run.train_accuracy:.4f}, {run.elapsed_s:.1f} s)")
+
+    for N, R in points:
+        for seed in seeds:
+            d_star, below = threshold_for_seed(base.replace(N=N, R=R), seed, d_max, on_run)
+            result.thresholds.append({
+                "N": N, "R": R, "seed": seed, "d_star": d_star, "failing_d_below": below,
+                "bits_per_coordinate_implied": None if d_star is None else R * math.log2(N) / d_star,
+                "generic_bound_d_p32": generic_min_d(N, R, 32),
+                "block_binary_subject_dim": block_binary_subject_dim(N, R),
+            })
+    result.fits = fit_thresholds(result.medians())
+    return result
+
+
+def linear_fit(x, y) -> dict:
+    """Least-squares y = slope * x + intercept, with R^2."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    slope, intercept = np.polyfit(x, y, 1)
+    residual = y - (slope * x + intercept)
+    total = np.sum((y - y.mean()) ** 2)
+    return {"slope": float(slope), "intercept": float(intercept),
+            "r2": float(1 - np.sum(residual**2) / total) if total > 0 else float("nan"), "points": len(x)}
+
+
+def fit_thresholds(medians: list[dict]) -> dict:
+    """d* against log2 N for each R with >= 3 N values, and against R for each N with >= 3 R values."""
+    fits = {}
+    rows = [m for m in medians if m["d_star_median"] is not None]
+    for R in sorted({m["R"] for m in rows}):
+        pts = [m for m in rows if m["R"] == R]
+        if len(pts) >= 3:
+            fits[f"d_star_vs_log2N_at_R={R}"] = linear_fit([math.log2(m["N"]) for m in pts], [m["d_star_median"] for m in pts])
+    for N in sorted({m["N"] for m in rows}):
+        pts = [m for m in rows if m["N"] == N]
+        if len(pts) >= 3:
+            fits[f"d_star_vs_R_at_N={N}"] = linear_fit([m["R"] for m in pts], [m["d_star_median"] for m in pts])
+    return fits
+
+
+def write_sweep(result: SweepResult, out, base: TrainConfig, seeds, d_max: int) -> None:
+    """runs.csv, thresholds.csv, sweep.json (medians and fits), config.json and thresholds.png."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_csv(folder / "runs.csv", RUN_FIELDS, result.runs)
+    _write_csv(folder / "thresholds.csv", THRESHOLD_FIELDS, result.thresholds)
+    with open(folder / "config.json", "w") as handle:
+        json.dump({"base_config": base.to_json_dict(), "seeds": list(seeds), "d_max": d_max,
+                   "varied": ["N", "R", "d_model", "seed (= instance_seed)"]}, handle, indent=2)
+    with open(folder / "sweep.json", "w") as handle:
+        json.dump(result.to_json_dict(), handle, indent=2)
+    plot_thresholds(result, folder / "thresholds.png")
+
+
+def plot_thresholds(result: SweepResult, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    medians = [m for m in result.medians() if m["d_star_median"] is not None]
+    by_R = {R: [m for m in medians if m["R"] == R] for R in sorted({m["R"] for m in medians})}
+    by_N = {N: [m for m in medians if m["N"] == N] for N in sorted({m["N"] for m in medians})}
+    panels = [("log2 N", R, pts, lambda m: math.log2(m["N"])) for R, pts in by_R.items() if len(pts) >= 2]
+    panels += [("R", N, pts, lambda m: m["R"]) for N, pts in by_N.items() if len(pts) >= 2]
+    if not panels:
+        panels = [("log2 N", None, medians, lambda m: math.log2(m["N"]))]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    for ax, (label, fixed, pts, x_of) in zip(axes[0], panels):
+        pts = sorted(pts, key=x_of)
+        xs = [x_of(m) for m in pts]
+        ax.errorbar(xs, [m["d_star_median"] for m in pts],
+                    yerr=[[m["d_star_median"] - m["d_star_min"] for m in pts], [m["d_star_max"] - m["d_star_median"] for m in pts]],
+                    marker="o", capsize=3, label="trained d* (median, min-max over seeds)")
+        ax.plot(xs, [block_binary_subject_dim(m["N"], m["R"]) for m in pts], "s--", label="block construction, binary: R ceil(log2 N)")
+        ax.plot(xs, [generic_min_d(m["N"], m["R"], 32) for m in pts], "v:", label="generic lower bound, p = 32")
+        ax.plot(xs, [generic_min_d(m["N"], m["R"], 8) for m in pts], "^:", label="generic lower bound, p = 8")
+        ax.set_xlabel(label)
+        ax.set_ylabel("d_model")
+        ax.set_title(f"threshold vs {label}" + ("" if fixed is None else f" ({'R' if label != 'R' else 'N'} = {fixed})"))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _write_csv(path, columns, rows) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: row.get(c) for c in columns})
