@@ -9,3 +9,80 @@ def run_and_write_sweep(points, base, seeds, d_max, out, progress) -> SweepResul
     result = run_sweep(points, base, seeds, d_max, progress)
     write_sweep(result, out, base, seeds, d_max)
     return result
+
+
+def analyse(run, transfer_steps: int = 2000, seed: int = 0) -> dict:
+    """Every structure metric and the transfer test for one trained run (JSON-ready)."""
+    from experiments.analysis import causal_swap, gating_selectivity, probe_accuracy, superposition_fit
+    from experiments.transfer import transfer_experiment
+
+    weights, instance = run.weights, run.instance
+    fit = superposition_fit(weights, instance, seed=seed)
+    probes = probe_accuracy(weights, instance, seed=seed)
+    gating = gating_selectivity(weights, instance)
+    swap = causal_swap(weights, instance, fit["maps"], seed=seed)
+    transfer = transfer_experiment(weights, instance, run.config, steps=transfer_steps, seed=seed, fit=fit)
+    return {
+        "superposition_r2": fit["r2_cv"],
+        "superposition_r2_null": fit["r2_null_cv"],
+        "superposition_r2_in_sample": fit["r2_in_sample"],
+        "probe_accuracy": probes["probe_accuracy"],
+        "probe_accuracy_per_relation": probes["per_relation"],
+        "gating_selectivity": gating["gating_selectivity"],
+        "gating": gating,
+        "swap_success": swap["swap_success"],
+        "swap_preservation": swap["swap_preservation"],
+        "swap_samples": swap["samples"],
+        "transfer_accuracy": transfer["reinits"]["fitted_map"]["zero_shot_accuracy"],
+        "transfer": transfer,
+    }
+
+
+def train_and_analyse(config, out, transfer_steps: int, with_analysis: bool, force_progress: bool) -> dict:
+    """``georecall train``: one run, its analyses, and summary.json in ``out``."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from experiments.train import train
+
+    progress = None
+    if force_progress or sys.stderr.isatty():
+        def progress(step, steps):
+            sys.stderr.write(f"\rtrain step {step:,}/{steps:,}")
+            sys.stderr.flush()
+    run = train(config, out=out, progress=progress)
+    if progress is not None:
+        sys.stderr.write("\n")
+    summary = {"N": config.N, "R": config.R, "d_model": config.d_model, "d_mlp": config.d_mlp, **run.to_json_dict()}
+    if with_analysis:
+        if progress is not None:
+            sys.stderr.write("analysing structure and transfer...\n")
+        summary.update(analyse(run, transfer_steps, seed=config.seed))
+    if out is not None:
+        summary["files"] = {name: str(Path(out) / name) for name in ("config.json", "metrics.jsonl", "model.npz", "summary.json")}
+        with open(Path(out) / "summary.json", "w") as handle:
+            json.dump(summary, handle, indent=2)
+    return summary
+
+
+def summary_text(summary: dict) -> str:
+    lines = [f"N={summary['N']} R={summary['R']} d_model={summary['d_model']} d_mlp={summary['d_mlp']}: "
+             f"train accuracy {summary['train_accuracy']:.4f}, min margin {summary['min_margin']:.4g}, "
+             f"{summary['steps_run']} steps ({summary['elapsed_s']:.1f} s)"]
+    if "superposition_r2" in summary:
+        lines += [
+            f"superposition R^2 (cross-validated) {summary['superposition_r2']:.3f}, shuffled null {summary['superposition_r2_null']:.3f}",
+            f"probe accuracy {summary['probe_accuracy']:.3f} (chance {1 / summary['N']:.4f})",
+            f"gating selectivity {summary['gating_selectivity']:.3f} of active units single-relation",
+            f"causal swap: success {summary['swap_success']:.3f}, other relations kept {summary['swap_preservation']:.3f} "
+            f"(sampled {summary['swap_samples']} swaps)",
+        ]
+        for name, row in summary["transfer"]["reinits"].items():
+            steps = row["steps_to_exact"]
+            lines.append(f"transfer/{name}: zero-shot accuracy {row['zero_shot_accuracy']:.3f}, "
+                         + (f"100% after {steps} embedding-only steps" if steps is not None
+                            else f"not exact within {row['steps_budget']} steps (reached {row['final_accuracy']:.3f})"))
+    if "files" in summary:
+        lines.append(f"wrote {', '.join(summary['files'].values())}")
+    return "\n".join(lines)

@@ -53,31 +53,39 @@ def block_binary_subject_dim(N: int, R: int) -> int:
     return R * max(1, math.ceil(math.log2(N)))
 
 
-def threshold_for_seed(base: TrainConfig, seed: int, d_max: int, on_run=None) -> tuple[int | None, int]:
-    """(d*, largest failing d below it) for one seed; d* is None when even d_max fails."""
-    def exact(d: int) -> bool:
-        config = base.replace(d_model=d, seed=seed, instance_seed=seed)
+def smallest_passing(passes, maximum: int) -> tuple[int | None, int]:
+    """(least v in 1..maximum with passes(v), largest failing v below it), by doubling then bisection.
+
+    Assumes passing is monotone in v; (None, maximum) when even ``maximum`` fails.
+    """
+    fail, v = 0, 1
+    while v <= maximum and not passes(v):
+        fail, v = v, 2 * v
+    if v > maximum:
+        if fail < maximum and passes(maximum):
+            v = maximum
+        else:
+            return None, maximum
+    success = v
+    while success - fail > 1:
+        mid = (success + fail) // 2
+        if passes(mid):
+            success = mid
+        else:
+            fail = mid
+    return success, fail
+
+
+def threshold_for_seed(base: TrainConfig, seed: int, d_max: int, on_run=None, field: str = "d_model") -> tuple[int | None, int]:
+    """(least ``field`` value that trains to 100%, largest failing value below it) for one seed."""
+    def exact(value: int) -> bool:
+        config = base.replace(**{field: value}, seed=seed, instance_seed=seed)
         run = train(config)
         if on_run is not None:
             on_run(config, run)
         return run.exact
 
-    fail, d = 0, 1
-    while d <= d_max and not exact(d):
-        fail, d = d, 2 * d
-    if d > d_max:
-        if fail < d_max and exact(d_max):
-            d = d_max
-        else:
-            return None, d_max
-    success = d
-    while success - fail > 1:
-        mid = (success + fail) // 2
-        if exact(mid):
-            success = mid
-        else:
-            fail = mid
-    return success, fail
+    return smallest_passing(exact, d_max)
 
 
 def run_sweep(points, base: TrainConfig, seeds, d_max: int = 256, progress=None) -> SweepResult:
