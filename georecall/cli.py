@@ -110,6 +110,8 @@ def make_parser() -> Parser:
     verify.add_argument("--hops", type=_positive_int("--hops"), default=None, help="CoT files: check only this depth (default: every depth)")
     verify.add_argument("--max-queries", type=_positive_int("--max-queries"), default=1_000_000, help="multi-hop/CoT: sample this many queries when there are more (default 1,000,000)")
     verify.add_argument("--seed", type=_positive_int("--seed"), default=0, help="seed of the query sample (default 0)")
+    verify.add_argument("--backend", default="numpy", help="numpy (the float64 reference, default) or torch (float64, CPU or CUDA)")
+    verify.add_argument("--device", default="cpu", help="with --backend torch: cpu (default) or cuda")
     verify.add_argument("--certify", action="store_true", help="single hop: certified path (docs/theorems/certificate.md), brute force only where it declines")
 
     check = sub.add_parser("check", help="build and verify every construction at default sizes; print a table")
@@ -213,7 +215,14 @@ def cmd_verify(args) -> int:
             raise BadInput("--certify handles single-hop files only")
         report = certify_single_hop(loaded.weights, loaded.instance, memory_budget_bytes=int(args.memory_budget_mb * 2**20), max_listed=args.max_listed)
         return print_report(report, args)
-    report = verify_model(
+    verifier = verify_model
+    if args.backend == "torch":
+        verifier = train_cli.torch_verifier(args.device)
+    elif args.backend != "numpy":
+        raise BadInput(f"--backend must be numpy or torch, got {args.backend!r}")
+    elif args.device != "cpu":
+        raise BadInput("--device cuda needs --backend torch")
+    report = verifier(
         loaded.weights,
         loaded.instance,
         hops=args.hops,

@@ -24,6 +24,14 @@ def _experiments():
     return support
 
 
+def torch_verifier(device: str):
+    """``verify_model`` on the torch backend (``georecall verify --backend torch``)."""
+    _experiments()
+    from experiments.torch_verify import verify_model_torch
+
+    return lambda weights, instance, **options: verify_model_torch(weights, instance, device, **options)
+
+
 def _floats(name):
     def parse(text):
         try:

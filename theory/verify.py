@@ -70,8 +70,13 @@ def verify_queries(
     chunk_size: int | None = None,
     max_listed: int = 10,
     progress: Callable[[int, int], None] | None = None,
+    margins_fn: Callable | None = None,
 ) -> RecallReport:
-    """Check the queries of ``query_set`` (all of them unless ``indices`` picks a sample)."""
+    """Check the queries of ``query_set`` (all of them unless ``indices`` picks a sample).
+
+    ``margins_fn(weights, tokens, answers) -> (margins, best_other)`` replaces the reference
+    forward pass (a backend such as ``experiments.torch_verify``); the default is the reference.
+    """
     started = time.perf_counter()
     exhaustive = indices is None
     indices = np.arange(query_set.total, dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
@@ -83,7 +88,7 @@ def verify_queries(
     failures, min_margin, argmin = 0, np.inf, None
     listed: list[dict] = []
     done = 0
-    for chunk, margins, best_other in iter_margins(weights, query_set, indices, chunk_size):
+    for chunk, margins, best_other in iter_margins(weights, query_set, indices, chunk_size, margins_fn):
         failed = ~(margins > 0)  # NaN margins fail too
         failures += int(failed.sum())
         for pos in np.flatnonzero(failed)[: max(0, max_listed - len(listed))]:
@@ -110,11 +115,16 @@ def verify_queries(
     )
 
 
-def iter_margins(weights: TransformerWeights, query_set, indices: np.ndarray, chunk_size: int):
+def reference_margins(weights: TransformerWeights, tokens: np.ndarray, answers: np.ndarray):
+    return answer_margins(forward(weights, tokens), answers)
+
+
+def iter_margins(weights: TransformerWeights, query_set, indices: np.ndarray, chunk_size: int, margins_fn=None):
     """Yield (chunk, margins, best other token) for ``indices`` of ``query_set``, chunk by chunk."""
+    margins_fn = reference_margins if margins_fn is None else margins_fn
     for begin in range(0, len(indices), chunk_size):
         chunk = query_set.take(indices[begin : begin + chunk_size])
-        margins, best_other = answer_margins(forward(weights, chunk.tokens), chunk.answers)
+        margins, best_other = margins_fn(weights, chunk.tokens, chunk.answers)
         yield chunk, margins, best_other
 
 

@@ -56,6 +56,7 @@ def verify_multi_hop(
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
     max_listed: int = 10,
     progress=None,
+    margins_fn=None,
 ) -> RecallReport:
     """All chains of length ``hops`` ("exact") or of every length 1..hops ("up_to"), every subject."""
     _check_sizes(weights, instance, hops)
@@ -70,7 +71,8 @@ def verify_multi_hop(
         limit = None if max_queries is None else max(1, max_queries // len(lengths))
         reports.append(
             verify_queries(weights, queries, indices=query_sample(queries.total, limit, seed + length),
-                           memory_budget_bytes=memory_budget_bytes, max_listed=max_listed, progress=progress)
+                           memory_budget_bytes=memory_budget_bytes, max_listed=max_listed, progress=progress,
+                           margins_fn=margins_fn)
         )
     return _combine(reports, "multi_hop", started, {"hops": hops, "chains": chains, "max_queries": max_queries})
 
@@ -103,6 +105,7 @@ def verify_chain_of_thought(
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
     max_listed: int = 10,
     progress=None,
+    margins_fn=None,
 ) -> RecallReport:
     """Every emitted token of every k-hop CoT query; needs meta.extra max_hops, hops_per_step and SEP/PAD."""
     _check_sizes(weights, instance, hops)
@@ -123,7 +126,7 @@ def verify_chain_of_thought(
         queries = ChainOfThoughtStepQueries(instance, hops, max_hops, h, step, meta.special_tokens["SEP"], meta.special_tokens["PAD"])
         chunk_size = chunk_size_for(weights, queries.seq_len, memory_budget_bytes)
         offset = 0
-        for chunk, margins, best_other in iter_margins(weights, queries, indices, chunk_size):
+        for chunk, margins, best_other in iter_margins(weights, queries, indices, chunk_size, margins_fn):
             span = slice(offset, offset + len(margins))
             worst[span] = np.fmin(worst[span], np.where(np.isnan(margins), -np.inf, margins))
             for pos in np.flatnonzero(~(margins > 0))[: max(0, max_listed - len(listed))]:
