@@ -5,6 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from constructions import build_construction
 from georecall.strategies import codebook_options, instances, seeds
@@ -109,3 +110,35 @@ def test_fast_brute_force_equals_reference(instance, seed):
         fast = verify_single_hop_fast(model.weights, instance, memory_budget_bytes=2**20)
         assert_same_report(fast, reference)
         assert [f["predicted"] for f in fast.first_failures] == [f["predicted"] for f in reference.first_failures]
+
+
+@given(st.integers(1, 40), st.integers(2, 70), st.integers(1, 9), st.integers(1, 80), st.booleans(), seeds())
+def test_blocked_margins_equal_whole_row_margins_including_ties(rows, vocab, d, column_block, bias, seed):
+    # Small integer entries make exact ties common: both paths must agree on them, margin 0 included.
+    from theory.fast import blocked_margins
+    from theory.verify import answer_margins
+
+    rng = np.random.default_rng(seed)
+    residuals = rng.integers(-2, 3, (rows, d)).astype(float)
+    W_U = rng.integers(-2, 3, (d, vocab)).astype(float)
+    b_U = rng.integers(-1, 2, vocab).astype(float) if bias else None
+    answers = rng.integers(0, vocab, rows)
+    logits = residuals @ W_U + (0 if b_U is None else b_U)
+    expected, expected_other = answer_margins(logits, answers)
+    margins, other = blocked_margins(residuals, W_U, b_U, answers, column_block)
+    np.testing.assert_array_equal(margins, expected)
+    np.testing.assert_array_equal(other, expected_other)
+
+
+def test_fast_brute_force_spans_several_column_blocks_and_respects_its_budget():
+    from theory.fast import COLUMN_BLOCK, verify_single_hop_fast
+
+    instance = Instance.random(COLUMN_BLOCK * 2 + 100, 2, 3)
+    weights = build_construction("block", instance).weights
+    broken = weights.with_subject_embeddings(weights.W_E[: instance.N] + np.random.default_rng(1).normal(0, 0.5, (instance.N, weights.d_model)))
+    budget = 2**20
+    fast = verify_single_hop_fast(broken, instance, memory_budget_bytes=budget)
+    reference = verify_single_hop(broken, instance)
+    assert reference.failures > 0
+    assert_same_report(fast, reference)
+    assert fast.chunk_size * 2 * COLUMN_BLOCK * 8 <= budget
