@@ -101,7 +101,20 @@ def generic_min_bits(N: int, R: int, hops: int = 1, cot: bool = False, chains: s
         return max(mpmath.mpf(0), log2_realisable_tuples_lower(N, R, hops, chains))
 
 
+EXACT_INTEGER_MAX_BITS = 1 << 17  # below this size the answer-tuple count is formed as an integer
+
+
 def generic_min_d(N: int, R: int, precision: int, hops: int = 1, cot: bool = False, chains: str = "exact", delta: float = 1.0) -> int:
-    """ceil(generic_min_bits / p): no generic model has a subject embedding of fewer p-bit coordinates."""
+    """ceil(generic_min_bits / p): no generic model has a subject embedding of fewer p-bit coordinates.
+
+    With delta = 1 the count of answer tuples is an integer T, and d p >= log2 T iff
+    d p >= ceil_log2(T) = (T - 1).bit_length(): exact integer arithmetic wherever T has at most
+    EXACT_INTEGER_MAX_BITS bits. (The log-gamma value alone cannot tell log2(2^256 + 1) from 256.)
+    """
     precision = require_int("precision", precision, minimum=1)
-    return max(0, ceil_div_exact(generic_min_bits(N, R, hops, cot, chains, delta), precision))
+    bits = generic_min_bits(N, R, hops, cot, chains, delta)
+    if delta == 1 and bits <= EXACT_INTEGER_MAX_BITS:
+        count = N**R if hops == 1 or cot else realisable_tuples_lower(N, R, hops, chains)
+        ceil_log2 = (count - 1).bit_length() if count > 0 else 0
+        return -(-ceil_log2 // precision)
+    return max(0, ceil_div_exact(bits, precision))

@@ -27,6 +27,8 @@ def max_N(d: int, precision: int, R: int, hops: int = 1, cot: bool = False, chai
         return int(sp.integer_nthroot(2**budget, R)[0])
 
     def allowed(N: int) -> bool:
+        if budget <= EXACT_CHECK_MAX_BITS:  # integers: the log-gamma value cannot resolve huge N
+            return realisable_tuples_lower(N, R, hops, chains) <= 2**budget
         with mp():
             return log2_realisable_tuples_lower(N, R, hops, chains) <= budget
 

@@ -153,6 +153,11 @@ def make_parser() -> Parser:
     threshold.add_argument("--seeds", type=_positive_int("--seeds"), default=3, help="map seeds that must all be exact (default 3)")
     threshold.add_argument("--delta", type=float, default=0.01, help="the theorem's failure probability (default 0.01)")
     threshold.add_argument("--json", action="store_true", help="print one JSON object")
+    report = sub.add_parser("report", help="check every theorem, compare with the bounds, plot, summarise training: md, html, png, json")
+    report.add_argument("--out", default="georecall-report", help="output folder (default georecall-report)")
+    report.add_argument("--quick", action="store_true", help="small sizes: under a minute on 2 cores")
+    report.add_argument("--no-training", action="store_true", help="leave out the gradient-descent section")
+    report.add_argument("--json", action="store_true", help="print results.json to stdout")
     train_cli.add_parsers(sub, _positive_int)
     return parser
 
@@ -286,6 +291,23 @@ def cmd_check(args) -> int:
     return EXIT_OK if all_exact else EXIT_FAILED
 
 
+def cmd_report(args) -> int:
+    from georecall.report import run_report
+
+    def say(message: str) -> None:
+        if not args.json:
+            print(message, file=sys.stderr, flush=True)
+
+    results = run_report(args.out, quick=args.quick, progress=say, with_training=not args.no_training)
+    if args.json:
+        print(json.dumps(results, default=str))
+    else:
+        failed = [t["theorem"] for t in results["theorems"] if not t["passed"]]
+        print(("PASSED" if results["passed"] else f"FAILED ({', '.join(failed)})") + f": report written to {args.out}/report.md, "
+              f"report.html, results.json ({results['elapsed_s']} s)")
+    return EXIT_OK if results["passed"] else EXIT_FAILED
+
+
 def cmd_tradeoff(args) -> int:
     rows = tradeoff(args.d, args.R, args.precision, args.max_hops)
     result = {"d": args.d, "R": args.R, "precision": args.precision, "series": SERIES, "rows": rows}
@@ -383,7 +405,7 @@ def cmd_compare(args) -> int:
 
 
 COMMANDS = {"tradeoff": cmd_tradeoff, "bounds": cmd_bounds, "compare": cmd_compare, "build": cmd_build, "verify": cmd_verify, "check": cmd_check, "sizes": cmd_sizes, "threshold": cmd_threshold,
-            "train": train_cli.cmd_train, "sweep": train_cli.cmd_sweep}
+            "report": cmd_report, "train": train_cli.cmd_train, "sweep": train_cli.cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

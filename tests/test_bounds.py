@@ -213,3 +213,14 @@ def test_fact_dependent_shared_weights_meet_only_the_any_model_bound():
     needed = float(information_bits(1024, 2))
     assert result.bounds[0]["needed_bits"] == pytest.approx(needed)
     assert result.verdict == ("tight" if (4 * 1024 + 30_000) <= 2 * needed else "slack")
+
+
+def test_generic_min_d_and_max_N_are_exact_at_astronomical_N():
+    # log-gamma at 60 digits cannot tell log2(2^256 + 1) from 256; the integer path can.
+    from bounds import max_N
+    from bounds.generic import generic_min_d
+
+    assert generic_min_d(2**256, 1, 1) == 256 and generic_min_d(2**256 + 1, 1, 1) == 257
+    for d, p, R, k in [(64, 4, 1, 2), (256, 1, 1, 2), (256, 4, 4, 2), (256, 1, 4, 1)]:
+        n = max_N(d, p, R, k)
+        assert generic_min_d(n, R, p, k) <= d < generic_min_d(n + 1, R, p, k)

@@ -1,0 +1,75 @@
+"""The pytest plugin as a user meets it: through pytester, in a fresh pytest run."""
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "own_construction"
+
+
+def test_the_worked_example_passes_with_the_plugin(pytester):
+    for name in ("lookup_table.py", "test_lookup_table.py"):
+        pytester.makepyfile(**{name[:-3]: (EXAMPLE / name).read_text()})
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+
+
+def test_a_failing_user_test_shows_the_failing_queries_and_margins(pytester):
+    pytester.makepyfile(lookup_table=(EXAMPLE / "lookup_table.py").read_text())
+    pytester.makepyfile(
+        test_user="""
+        from lookup_table import lookup_table
+
+        def test_broken(make_instance, assert_exact_recall):
+            instance = make_instance(16, 2, seed=0)
+            assert_exact_recall(lookup_table(instance, broken=True), instance)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*FAILED on *: checked all 32 single_hop queries*",
+                                 "*query * (subject *, relation *): expected *, predicted *, margin -1.0",
+                                 "*... and * more failing queries*"])
+
+
+def test_a_margin_requirement_is_enforced(pytester):
+    pytester.makepyfile(lookup_table=(EXAMPLE / "lookup_table.py").read_text())
+    pytester.makepyfile(
+        test_user="""
+        from lookup_table import lookup_table
+
+        def test_margin(instance, assert_exact_recall):
+            assert_exact_recall(lookup_table(instance), min_margin=1.0, instance=instance)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*least margin 1 is not above min_margin = 1*"])
+
+
+def test_a_bound_violation_names_the_bound(pytester):
+    pytester.makepyfile(
+        test_claim="""
+        from georecall import build_construction
+        from dataclasses import replace
+
+        def test_claim(make_instance, assert_respects_bounds):
+            spec = build_construction("block", make_instance(4096, 8)).spec
+            assert_respects_bounds(spec)                       # the real construction is fine
+            assert_respects_bounds(replace(spec, subject_embedding_dim=spec.subject_embedding_dim // 2))
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*claims fewer bits than a proven bound allows*", "*generic: *needs 96 bits, spends 48*"])
+
+
+def test_helpers_reject_objects_they_cannot_judge():
+    from georecall.testing import assert_exact_recall, assert_respects_bounds
+
+    with pytest.raises(TypeError, match="TransformerWeights"):
+        assert_exact_recall("weights.npz")
+    with pytest.raises(TypeError, match="ConstructionSpec"):
+        assert_respects_bounds(42)
