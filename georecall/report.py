@@ -125,7 +125,7 @@ def _max_N_check(cases) -> TheoremCheck:
 
 def default_checks(quick: bool) -> list[TheoremCheck]:
     big = (256, 4) if quick else (4096, 8)
-    multi = (64, 2) if quick else (256, 3)
+    multi = (64, 2) if quick else (1024, 3)
     single = "docs/theorems/single_hop.md"
     many = "docs/theorems/multi_hop.md"
     return [
@@ -135,7 +135,7 @@ def default_checks(quick: bool) -> list[TheoremCheck]:
         construction_check("Theorem 2", "block superposition with Rademacher codes, d0 = ceil(log2(N(N-1)/(2 delta)))", single,
                            "block", *big, codebook="rademacher"),
         construction_check("Theorem 3", "shared-space superposition at the proven sufficient d", single, "shared-space",
-                           *((64, 2) if quick else (256, 4))),
+                           *((64, 2) if quick else (1024, 4))),
         construction_check("Theorem 4", "k-hop without chain-of-thought, one routing block per chain (k = 2)", many, "chains", *multi, hops=2),
         construction_check("Theorem 5", "chain-of-thought, every depth <= 3, one hop per emitted token", many, "cot", *multi, hops=3),
         construction_check("Theorem 6", "associative route: k layers of N R lookup units (k = 2)", many, "associative", *multi, hops=2),
@@ -176,9 +176,9 @@ def training_summary(quick: bool, progress) -> dict:
     summary = {"available": True, "config": config.to_json_dict(), "train_accuracy": run.train_accuracy, "min_margin": run.min_margin,
                **{k: v for k, v in analyse(run, transfer_steps=50 if quick else 300).items() if k not in ("gating", "transfer")}}
     if not quick:
-        progress("threshold d* at N = 64, 128 (R = 2, seed 0)")
+        progress("threshold d* at N = 64, 128, 256 (R = 2, seed 0)")
         summary["threshold"] = []
-        for N in (64, 128):
+        for N in (64, 128, 256):
             d_star, below = smallest_passing(lambda d: train(TrainConfig(N=N, R=2, d_model=d, d_mlp=64, steps=3000)).exact, 64)
             summary["threshold"].append({"N": N, "R": 2, "d_star": d_star, "failing_d_below": below})
     if ARCHIVED_SWEEP.exists():
