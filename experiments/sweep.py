@@ -47,6 +47,10 @@ class SweepResult:
     def to_json_dict(self) -> dict:
         return {"thresholds": self.thresholds, "medians": self.medians(), "fits": self.fits}
 
+    def __repr__(self) -> str:
+        points = ", ".join(f"(N={m['N']}, R={m['R']}): d*={m['d_star_median']}" for m in self.medians())
+        return f"SweepResult({len(self.runs)} runs; median d* {points})"
+
 
 def block_binary_subject_dim(N: int, R: int) -> int:
     """Subject dimension of the block construction with binary codes: R * ceil(log2 N)."""

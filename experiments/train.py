@@ -52,6 +52,12 @@ class TrainRun:
     def spec(self) -> ConstructionSpec:
         return trained_spec(self.weights, self.config)
 
+    def __repr__(self) -> str:
+        c = self.config
+        state = "EXACT" if self.exact else f"not exact (accuracy {self.train_accuracy:.4f})"
+        return (f"TrainRun(N={c.N}, R={c.R}, d_model={c.d_model}, d_mlp={c.d_mlp}: {state}, min margin {self.min_margin:.4g}, "
+                f"{self.steps_run} steps, {self.elapsed_s:.1f} s)")
+
     def to_json_dict(self) -> dict:
         return {
             "config": self.config.to_json_dict(),
