@@ -30,7 +30,11 @@ def test_certificate_equals_reference_on_block_constructions(instance, options):
     model = build_construction("block", instance, **options)
     fast = certify_single_hop(model.weights, instance)
     assert_same_report(fast, verify_single_hop(model.weights, instance))
-    assert fast.details["certified"] == instance.N * instance.R  # every query certified
+    codes = model.weights.W_U.T
+    distinct = len(np.unique(codes, axis=0)) == len(codes)
+    # Every query is certified, unless random codes collided (Theorem 2 allows it with probability
+    # <= delta): then the code distance is 0 and the certificate must decline every query.
+    assert fast.details["certified"] == (instance.N * instance.R if distinct else 0)
 
 
 @given(instances(min_N=8, max_N=80, max_R=3, explicit_max_N=0), seeds())
@@ -130,15 +134,44 @@ def test_blocked_margins_equal_whole_row_margins_including_ties(rows, vocab, d, 
     np.testing.assert_array_equal(other, expected_other)
 
 
-def test_fast_brute_force_spans_several_column_blocks_and_respects_its_budget():
-    from theory.fast import COLUMN_BLOCK, verify_single_hop_fast
+def test_fast_brute_force_spans_several_column_blocks_on_both_paths():
+    from theory.fast import COLUMN_BLOCK, LOGIT_BLOCK_BYTES, verify_single_hop_fast
 
     instance = Instance.random(COLUMN_BLOCK * 2 + 100, 2, 3)
     weights = build_construction("block", instance).weights
     broken = weights.with_subject_embeddings(weights.W_E[: instance.N] + np.random.default_rng(1).normal(0, 0.5, (instance.N, weights.d_model)))
-    budget = 2**20
-    fast = verify_single_hop_fast(broken, instance, memory_budget_bytes=budget)
     reference = verify_single_hop(broken, instance)
     assert reference.failures > 0
-    assert_same_report(fast, reference)
-    assert fast.chunk_size * 2 * COLUMN_BLOCK * 8 <= budget
+    small = verify_single_hop_fast(broken, instance, memory_budget_bytes=2**20)  # all residual rows do not fit
+    assert not small.details["deduplicated"] and small.chunk_size * COLUMN_BLOCK * 8 <= LOGIT_BLOCK_BYTES
+    large = verify_single_hop_fast(broken, instance, memory_budget_bytes=2**28)
+    assert large.details["deduplicated"]
+    for fast in (small, large):
+        assert_same_report(fast, reference)
+        assert [f["predicted"] for f in fast.first_failures] == [f["predicted"] for f in reference.first_failures]
+
+
+@given(st.integers(1, 30), st.integers(2, 40), st.integers(1, 6), st.integers(1, 50), st.booleans(), seeds())
+def test_top_two_and_deduplicated_margins_equal_whole_row_results_including_ties(rows, vocab, d, column_block, bias, seed):
+    from theory.fast import blocked_top2, deduplicated_margins
+    from theory.verify import answer_margins
+
+    rng = np.random.default_rng(seed)
+    distinct = rng.integers(-1, 2, (max(1, rows // 3), d)).astype(float)
+    residuals = distinct[rng.integers(0, len(distinct), rows)]  # repeated rows, as in a construction
+    W_U = rng.integers(-1, 2, (d, vocab)).astype(float)
+    b_U = rng.integers(-1, 2, vocab).astype(float) if bias else None
+    logits = residuals @ W_U + (0 if b_U is None else b_U)
+    t1, i1, t2, i2 = blocked_top2(residuals, W_U, b_U, column_block)
+    np.testing.assert_array_equal(i1, logits.argmax(axis=1))
+    np.testing.assert_array_equal(t1, logits.max(axis=1))
+    masked = logits.copy()
+    masked[np.arange(rows), i1] = -np.inf
+    np.testing.assert_array_equal(i2, masked.argmax(axis=1))
+    np.testing.assert_array_equal(t2, masked.max(axis=1))
+    answers = rng.integers(0, vocab, rows)
+    expected, expected_other = answer_margins(logits.copy(), answers)
+    margins, other = deduplicated_margins(residuals, W_U, b_U, answers, column_block)
+    np.testing.assert_allclose(margins, expected, rtol=0, atol=1e-12)
+    assert np.array_equal(margins > 0, expected > 0)
+    np.testing.assert_array_equal(other, expected_other)

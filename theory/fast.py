@@ -50,8 +50,9 @@ def single_hop_residuals(weights: TransformerWeights, subjects: np.ndarray, colu
     return z[:, columns] + hidden @ block.mlp.W_out[:, columns] + block.mlp.b_out[columns]
 
 
-FAST_MEMORY_BUDGET_BYTES = 16 * 2**20
-COLUMN_BLOCK = 2048  # attributes per logits block: keeps each block's passes in cache
+FAST_MEMORY_BUDGET_BYTES = 256 * 2**20
+LOGIT_BLOCK_BYTES = 16 * 2**20  # one block of logits: small enough for its passes to stay in cache
+COLUMN_BLOCK = 2048  # attributes per logits block
 
 
 def blocked_margins(residuals: np.ndarray, W_U: np.ndarray, b_U: np.ndarray | None, answers: np.ndarray,
@@ -81,9 +82,67 @@ def blocked_margins(residuals: np.ndarray, W_U: np.ndarray, b_U: np.ndarray | No
     return target - best, best_other
 
 
+def blocked_top2(residuals: np.ndarray, W_U: np.ndarray, b_U: np.ndarray | None, column_block: int = COLUMN_BLOCK):
+    """Per row of ``residuals @ W_U + b_U``: the largest value and its lowest index, and the largest
+    value among the other columns and its lowest index, by blocks of columns (left to right)."""
+    n = residuals.shape[0]
+    rows = np.arange(n)
+    t1, t2 = np.full(n, -np.inf), np.full(n, -np.inf)
+    i1, i2 = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    for c0 in range(0, W_U.shape[1], column_block):
+        block = residuals @ W_U[:, c0 : c0 + column_block]
+        if b_U is not None:
+            block += b_U[c0 : c0 + column_block]
+        j1 = block.argmax(axis=1)
+        b1 = block[rows, j1]
+        block[rows, j1] = -np.inf
+        j2 = block.argmax(axis=1)
+        b2 = block[rows, j2]
+        j1, j2 = j1 + c0, j2 + c0
+        # Columns of this block lie right of every earlier one: an equal value keeps the earlier index.
+        new_first = b1 > t1
+        second_from_old_first = new_first & (t1 >= b2)
+        n2_val = np.where(new_first, np.where(t1 >= b2, t1, b2), np.where(t2 >= b1, t2, b1))
+        n2_idx = np.where(new_first, np.where(second_from_old_first, i1, j2), np.where(t2 >= b1, i2, j1))
+        t1, i1 = np.where(new_first, b1, t1), np.where(new_first, j1, i1)
+        t2, i2 = n2_val, n2_idx
+    return t1, i1, t2, i2
+
+
+def deduplicated_margins(residuals: np.ndarray, W_U: np.ndarray, b_U: np.ndarray | None, answers: np.ndarray,
+                         column_block: int = COLUMN_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """``blocked_margins`` computing the logits of each distinct residual row once.
+
+    Identical residual rows have identical logits, so the top two of each distinct row decide every
+    query that shares it: answer at the top -> margin top1 - top2; elsewhere the query fails with
+    margin logit[answer] - top1 (that logit from one dot product). Constructions whose residual
+    depends only on the answer have N distinct rows for N R queries.
+    """
+    unique, inverse = np.unique(residuals, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    rows_per_block = max(1, LOGIT_BLOCK_BYTES // (8 * column_block))
+    if 2 * len(unique) > len(residuals):  # mostly distinct rows: the top-two pass would cost more than it saves
+        parts = [blocked_margins(residuals[i : i + rows_per_block], W_U, b_U, answers[i : i + rows_per_block], column_block)
+                 for i in range(0, len(residuals), rows_per_block)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    parts = [blocked_top2(unique[i : i + rows_per_block], W_U, b_U, column_block) for i in range(0, len(unique), rows_per_block)]
+    t1, i1, t2, i2 = (np.concatenate([p[k] for p in parts]) for k in range(4))
+    t1, i1, t2, i2 = t1[inverse], i1[inverse], t2[inverse], i2[inverse]
+    at_top = answers == i1
+    margins = np.where(at_top, t1 - t2, 0.0)
+    off = np.flatnonzero(~at_top)
+    if len(off):
+        logit = np.einsum("ij,ji->i", residuals[off], W_U[:, answers[off]])
+        if b_U is not None:
+            logit += b_U[answers[off]]
+        margins[off] = np.minimum(logit - t1[off], 0.0)  # idx1 != answer: a rival is at least as large
+    return margins, np.where(at_top, i2, i1)
+
+
 def verify_single_hop_fast(weights: TransformerWeights, instance, *, memory_budget_bytes: int | None = None, max_listed: int = 10):
     """Brute force over every single-hop query, through single_hop_residuals, W_U's non-zero rows
-    and column-blocked margins.
+    and column-blocked margins; when every residual row (support columns only) fits the memory
+    budget, distinct rows are computed once (``deduplicated_margins``).
 
     Same report as theory.verify.verify_single_hop (margins equal up to float summation order);
     multi-layer weights fall back to the reference path.
@@ -103,13 +162,25 @@ def verify_single_hop_fast(weights: TransformerWeights, instance, *, memory_budg
     W_U = np.ascontiguousarray(weights.W_U[support])
     b_U = weights.b_U if np.any(weights.b_U != 0) else None
     column_block = min(COLUMN_BLOCK, weights.meta.d_vocab_out)
-    per_subject = 8 * R * (2 * column_block + 4 * weights.d_model + 2 * max(b.mlp.d_mlp for b in weights.blocks) + 8)
-    step = max(1, budget // per_subject)
+    width = 4 * weights.d_model + 2 * max(b.mlp.d_mlp for b in weights.blocks)
+    step = max(1, LOGIT_BLOCK_BYTES // (8 * R * (2 * column_block + width + 8)))
+    # residual rows, unique rows, inverse, answers and four top-2 arrays: about 2K + 10 numbers per query
+    deduplicate = 8 * N * R * (2 * len(support) + 10) <= budget
+
+    def residuals(first, stop):
+        return single_hop_residuals(weights, np.arange(first, stop), columns=support)
+
+    def segments():
+        if deduplicate:
+            rows = np.concatenate([residuals(f, min(f + step, N)) for f in range(0, N, step)])
+            yield 0, deduplicated_margins(rows, W_U, b_U, instance.facts.T.reshape(-1), column_block)
+            return
+        for first in range(0, N, step):
+            stop = min(first + step, N)
+            yield first, blocked_margins(residuals(first, stop), W_U, b_U, instance.facts.T[first:stop].reshape(-1), column_block)
+
     failures, min_margin, argmin, listed = 0, np.inf, 0, []
-    for first in range(0, N, step):
-        subjects = np.arange(first, min(first + step, N))
-        answers = instance.facts.T[subjects].reshape(-1)
-        margins, best_other = blocked_margins(single_hop_residuals(weights, subjects, columns=support), W_U, b_U, answers, column_block)
+    for first, (margins, best_other) in segments():
         failed = np.flatnonzero(~(margins > 0))
         failures += len(failed)
         if len(listed) < max_listed and len(failed):
@@ -121,6 +192,7 @@ def verify_single_hop_fast(weights: TransformerWeights, instance, *, memory_budg
     return RecallReport(
         kind="single_hop", exact_recall=failures == 0, queries=N * R, total_queries=N * R, failures=failures,
         min_margin=min_margin, exhaustive=True, first_failures=listed, argmin_query={"query": argmin, **queries.describe(argmin)},
-        chunk_size=int(step * R), elapsed_s=time.perf_counter() - started,
-        details={"path": "fast_brute_force", "support_rows": int(len(support)), "column_block": column_block},
+        chunk_size=int((N if deduplicate else step) * R), elapsed_s=time.perf_counter() - started,
+        details={"path": "fast_brute_force", "support_rows": int(len(support)), "column_block": column_block,
+                 "deduplicated": bool(deduplicate)},
     )
