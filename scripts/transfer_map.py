@@ -43,9 +43,14 @@ def main():
     parser.add_argument("--transfer-steps", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="two small factors only (a smoke run)")
+    parser.add_argument("--plot-only", action="store_true", help="redraw transfer_map.png from transfer_map.json")
+    parser.add_argument("--factors", nargs="+", default=list(FACTORS), help=f"which factors to vary (default all: {' '.join(FACTORS)})")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    factors = QUICK_FACTORS if args.quick else FACTORS
+    if args.plot_only:
+        with open(os.path.join(args.out, "transfer_map.json")) as handle:
+            return plot(json.load(handle)["rows"], os.path.join(args.out, "transfer_map.png"))
+    factors = QUICK_FACTORS if args.quick else {name: FACTORS[name] for name in args.factors}
     rows = []
     for factor, point in points(factors):
         started = time.perf_counter()
@@ -87,7 +92,8 @@ def plot(rows, path):
     factors = list(dict.fromkeys(r["varied"] for r in rows))
     fig, axes = plt.subplots(1, len(factors), figsize=(4.2 * len(factors), 3.6), squeeze=False)
     for ax, factor in zip(axes[0], factors):
-        pts = sorted((r for r in rows if r["varied"] == factor), key=lambda r: r[factor])
+        is_base = lambda r: all(r[k] == BASE[k] for k in FACTORS)  # noqa: E731 (the base point belongs to every panel)
+        pts = sorted((r for r in rows if r["varied"] == factor or is_base(r)), key=lambda r: r[factor])
         xs = [r[factor] for r in pts]
         for name in REINITS:
             ax.plot(xs, [r[f"{name}_zero_shot"] for r in pts], marker="o", label=f"{name} (zero-shot)")
