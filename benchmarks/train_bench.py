@@ -7,15 +7,13 @@ measured in the same run. Prints a table and writes CSV with the machine descrip
 """
 
 import argparse
-import csv
-import os
 import time
 
 import torch
 
 from experiments.config import TrainConfig
 from experiments.train import train
-from verify_bench import machine
+from verify_bench import machine, write_rows
 
 
 def main():
@@ -43,12 +41,7 @@ def main():
                          "device": args.device, "steps_per_s": round(rate, 2), "ratio_vs_float64": round(rate / baseline, 2),
                          "machine": machine()})
             print({k: v for k, v in rows[-1].items() if k != "machine"}, flush=True)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"machine: {machine()}\nwrote {args.out}")
+    write_rows(rows, args.out)
 
 
 if __name__ == "__main__":

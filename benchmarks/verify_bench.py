@@ -41,6 +41,16 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, numpy {np.__version__}{extra}, {platform.platform()}"
 
 
+def write_rows(rows: list[dict], path: str) -> None:
+    """CSV with a header from the first row; prints the machine and the path."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"machine: {machine()}\nwrote {path}")
+
+
 def build(case):
     kind, N, R, options = case
     instance = Instance.random(N, R, seed=0)
@@ -125,12 +135,7 @@ def main():
                 "min_margin": result["min_margin"], "machine": machine(),
             })
             print({k: v for k, v in rows[-1].items() if k != "machine"}, flush=True)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"machine: {machine()}\nwrote {args.out}")
+    write_rows(rows, args.out)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import sympy as sp
 from bounds.generic import _check, log2_realisable_tuples_lower, realisable_tuples_lower
 from bounds.numbers import mp
 from theory.checks import require_int
+from theory.search import bisect_boundary
 
 EXACT_CHECK_MAX_BITS = 200_000  # above this, skip the integer cross-check of the boundary
 
@@ -38,12 +39,7 @@ def max_N(d: int, precision: int, R: int, hops: int = 1, cot: bool = False, chai
     high = 4
     while allowed(high):
         low, high = high, high * 2
-    while high - low > 1:
-        mid = (low + high) // 2
-        if allowed(mid):
-            low = mid
-        else:
-            high = mid
+    _, low = bisect_boundary(lambda N: not allowed(N), low, high)  # the last allowed N
     if budget <= EXACT_CHECK_MAX_BITS:
         # The mpmath comparison decided the boundary; confirm it with integers.
         assert realisable_tuples_lower(low, R, hops, chains) <= 2**budget < realisable_tuples_lower(low + 1, R, hops, chains)

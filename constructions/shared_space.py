@@ -25,6 +25,7 @@ from constructions.layout import Layout
 from constructions.selector import gated_selector, nearest_code_unembedding, relation_rows, subject_copy_attention
 from theory.checks import require_int, require_probability
 from theory.instance import Instance
+from theory.search import bisect_boundary
 from theory.spec import spec_from_weights
 from theory.weights import Block, ModelMeta, TransformerWeights
 
@@ -179,13 +180,7 @@ def empirical_threshold_d(
 
     if not all_exact(d_high):
         raise ValueError(f"d_high = {d_high} is not exact for every seed; raise d_high")
-    low, high = d_low - 1, d_high  # invariant: high is exact for all seeds; low is not (or below range)
-    while high - low > 1:
-        mid = (low + high) // 2
-        if all_exact(mid):
-            high = mid
-        else:
-            low = mid
+    high, low = bisect_boundary(all_exact, d_low - 1, d_high)
     return {"threshold_d": high, "failing_d_below": low if low >= d_low else None, "seeds": list(seeds)}
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from bounds.generic import generic_min_d
 from experiments.config import TrainConfig
 from experiments.train import train
+from theory.search import bisect_boundary
 
 RUN_FIELDS = ["N", "R", "seed", "d_model", "d_mlp", "exact", "train_accuracy", "min_margin", "steps_to_exact", "steps_run", "elapsed_s"]
 THRESHOLD_FIELDS = ["N", "R", "seed", "d_star", "failing_d_below", "bits_per_coordinate_implied",
@@ -70,14 +71,7 @@ def smallest_passing(passes, maximum: int) -> tuple[int | None, int]:
             v = maximum
         else:
             return None, maximum
-    success = v
-    while success - fail > 1:
-        mid = (success + fail) // 2
-        if passes(mid):
-            success = mid
-        else:
-            fail = mid
-    return success, fail
+    return bisect_boundary(passes, fail, v)
 
 
 def threshold_for_seed(base: TrainConfig, seed: int, d_max: int, on_run=None, field: str = "d_model") -> tuple[int | None, int]:
