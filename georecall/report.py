@@ -27,6 +27,7 @@ from georecall.tradeoff import plot_tradeoff, tradeoff
 from theory.certify import certify_single_hop
 from theory.instance import Instance
 from theory.verify import verify_single_hop
+from theory.verify_multi_hop import verify_model
 
 MARGIN_TOLERANCE = 1e-9
 ARCHIVED_SWEEP = Path(__file__).resolve().parent.parent / "results" / "training" / "threshold_sweep" / "sweep.json"
@@ -55,8 +56,6 @@ def construction_check(key: str, statement: str, doc: str, name: str, N: int, R:
         model = build_construction(name, instance, **options)
         check.spec = model.spec
         weights = model.weights if weights_hook is None else weights_hook(model.weights)
-        from theory.verify_multi_hop import verify_model
-
         report = verify_model(weights, instance)
         promised = model.spec.guaranteed_margin
         margin_ok = not math.isfinite(promised) or report.min_margin >= promised - MARGIN_TOLERANCE
