@@ -244,7 +244,8 @@ def train(
     run.elapsed_s = time.perf_counter() - start
     log.close()
     if out is not None:
-        save_model(Path(out) / "model.npz", run.weights, instance, run.spec())
+        weights = run.weights  # converted once for the file and its spec
+        save_model(Path(out) / "model.npz", weights, instance, trained_spec(weights, config))
     return run
 
 

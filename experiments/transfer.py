@@ -86,3 +86,13 @@ def transfer_experiment(weights: TransformerWeights, trained_on: Instance, confi
         results[name] = {"zero_shot_accuracy": zero_shot_accuracy(start, new), "steps_to_exact": run.steps_to_exact,
                          "final_accuracy": run.train_accuracy, "steps_budget": steps}
     return {"chance": 1.0 / trained_on.N, "new_facts_seed": seed, "reinits": results}
+
+
+def reinit_columns(result: dict) -> dict:
+    """One flat CSV row fragment per re-initialisation: <method>_zero_shot, _steps_to_exact, _final_accuracy."""
+    row = {}
+    for name, r in result["reinits"].items():
+        row[f"{name}_zero_shot"] = r["zero_shot_accuracy"]
+        row[f"{name}_steps_to_exact"] = r["steps_to_exact"]
+        row[f"{name}_final_accuracy"] = r["final_accuracy"]
+    return row

@@ -20,7 +20,7 @@ import torch
 from experiments.analysis import superposition_fit
 from experiments.config import TrainConfig
 from experiments.train import train
-from experiments.transfer import REINITS, transfer_experiment
+from experiments.transfer import REINITS, reinit_columns, transfer_experiment
 
 BASE = dict(N=256, R=2, d_model=32, d_mlp=64, embed_init_scale=0.1, weight_decay=0.0, steps=3000)
 FACTORS = {"N": [256, 1024, 4096], "d_mlp": [16, 64, 256], "embed_init_scale": [0.01, 0.1, 1.0], "weight_decay": [0.0, 0.01, 0.1]}
@@ -56,15 +56,12 @@ def main():
         started = time.perf_counter()
         config = TrainConfig(**point, seed=args.seed)
         run = train(config)
-        fit = superposition_fit(run.weights, run.instance, seed=args.seed)
-        result = transfer_experiment(run.weights, run.instance, config, steps=args.transfer_steps, seed=args.seed, fit=fit)
+        weights = run.weights  # one float64 conversion for the fit and the transfer
+        fit = superposition_fit(weights, run.instance, seed=args.seed)
+        result = transfer_experiment(weights, run.instance, config, steps=args.transfer_steps, seed=args.seed, fit=fit)
         row = {"varied": factor, **{k: point[k] for k in ("N", "R", "d_model", "d_mlp", "embed_init_scale", "weight_decay")},
                "train_exact": run.exact, "train_steps": run.steps_run, "superposition_r2": fit["r2_cv"], "chance": result["chance"]}
-        for name in REINITS:
-            r = result["reinits"][name]
-            row[f"{name}_zero_shot"] = r["zero_shot_accuracy"]
-            row[f"{name}_steps_to_exact"] = r["steps_to_exact"]
-            row[f"{name}_final_accuracy"] = r["final_accuracy"]
+        row.update(reinit_columns(result))
         row["seconds"] = round(time.perf_counter() - started, 1)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)

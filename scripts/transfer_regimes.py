@@ -15,7 +15,7 @@ import time
 from experiments.analysis import superposition_fit
 from experiments.config import TrainConfig
 from experiments.train import train
-from experiments.transfer import REINITS, transfer_experiment
+from experiments.transfer import reinit_columns, transfer_experiment
 
 REGIMES = [
     # name, N, d_mlp, init scale, weight decay, steps
@@ -42,15 +42,12 @@ def main():
         config = TrainConfig(N=N, R=2, d_model=32, d_mlp=d_mlp, embed_init_scale=scale, weight_decay=wd, seed=args.seed,
                              steps=3000 if steps is None else steps, stop_margin=1.0 if steps is None else 0.0)
         run = train(config)
-        fit = superposition_fit(run.weights, run.instance, seed=args.seed)
-        result = transfer_experiment(run.weights, run.instance, config, steps=args.transfer_steps, seed=args.seed, fit=fit)
+        weights = run.weights  # one float64 conversion for the fit and the transfer
+        fit = superposition_fit(weights, run.instance, seed=args.seed)
+        result = transfer_experiment(weights, run.instance, config, steps=args.transfer_steps, seed=args.seed, fit=fit)
         row = {"regime": name, "N": N, "d_mlp": d_mlp, "embed_init_scale": scale, "weight_decay": wd, "train_steps": run.steps_run,
                "train_min_margin": round(run.min_margin, 3), "superposition_r2": round(fit["r2_cv"], 4), "chance": result["chance"]}
-        for method in REINITS:
-            r = result["reinits"][method]
-            row[f"{method}_zero_shot"] = r["zero_shot_accuracy"]
-            row[f"{method}_steps_to_exact"] = r["steps_to_exact"]
-            row[f"{method}_final_accuracy"] = r["final_accuracy"]
+        row.update(reinit_columns(result))
         row["seconds"] = round(time.perf_counter() - started, 1)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
