@@ -25,7 +25,7 @@ from theory.certify import certify_single_hop
 from theory.fast import verify_single_hop_fast
 from theory.queries import MultiHopQueries, SingleHopQueries
 from theory.verify import verify_queries
-from theory.verify_multi_hop import verify_model
+from theory.verify import verify_model
 
 PLAIN_SLICE_ABOVE = 2**14 * 8  # more single-hop queries than this: plain runs on a slice
 

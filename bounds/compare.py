@@ -21,7 +21,7 @@ from bounds.generic import generic_min_bits
 from bounds.numbers import mp
 from theory.checks import require_int
 from theory.io import LoadedModel
-from theory.spec import ConstructionSpec, spec_from_weights
+from theory.spec import ConstructionSpec, checked_spec, spec_from_weights
 
 TIGHT_FACTOR = 2.0
 
@@ -71,7 +71,7 @@ def _spec_of(subject) -> tuple[ConstructionSpec, list]:
         return subject, []
     if isinstance(subject, LoadedModel):
         if subject.spec is not None:
-            return subject.spec, []
+            return checked_spec(subject.spec, subject.weights), []
         spec = spec_from_weights(
             subject.weights,
             name=str(subject.weights.meta.extra.get("construction", "unknown")),

@@ -10,7 +10,7 @@ import numpy as np
 from theory.instance import Instance
 from theory.spec import ConstructionSpec
 from theory.verify import RecallReport
-from theory.verify_multi_hop import verify_model
+from theory.verify import verify_model
 from theory.weights import TransformerWeights
 
 

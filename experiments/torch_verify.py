@@ -1,10 +1,11 @@
-"""The PyTorch verification backend: the reference forward pass in float64 on CPU or CUDA.
+"""The PyTorch verification backend: the bounded forward pass in float64 on CPU or CUDA.
 
-It plugs into the reference verifier as its ``margins_fn``, so chunking, sampling, failure
-lists and the report are the reference code's; only the forward pass and the margin arithmetic
-run in torch. float64 only: no margin bound for float32 is proven in this project, so a
-float32 verdict could not be called exact (docs/theorems/certificate.md covers only float64).
-Tests hold it to the reference on the same inputs (verdict, failures, margins within 1e-9).
+``TorchForward`` is theory.bounded.BoundedForward running on torch tensors: the same radius
+rules (docs/theorems/soundness.md), the same §3 operations, only the array library differs. It
+plugs into the one verdict engine (theory.verify / theory.verdict), so chunking, sampling,
+classes, exact re-decision and the report are the reference code's. float64 only: the error
+model (u = 2^-53) is proven for float64, so a float32 verdict could not be called exact.
+Tests hold it to the reference on the same inputs.
 """
 
 from __future__ import annotations
@@ -12,36 +13,73 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from experiments.model import TorchTransformer
 from experiments.train import resolve_device
+from theory.bounded import BoundedForward, MarginBatch
 from theory.instance import Instance
-from theory.verify_multi_hop import verify_model
+from theory.verify import verify_model
 from theory.weights import TransformerWeights
 
 
-class TorchMargins:
-    """``margins_fn`` for theory.verify: (margins, best other token) of a chunk, computed in torch."""
+class TorchOps:
+    """theory.rounding.NumpyOps for torch tensors."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def _tensor(self, value, like=None):
+        if isinstance(value, torch.Tensor):
+            return value
+        dtype = torch.bool if isinstance(value, np.ndarray) and value.dtype == bool else torch.float64
+        return torch.as_tensor(value, dtype=dtype, device=self.device)
+
+    def relu(self, x):
+        return torch.clamp(x, min=0.0)
+
+    def where(self, mask, a, b):
+        return torch.where(self._tensor(mask), self._tensor(a), self._tensor(b))
+
+    def amax(self, x, axis):
+        return torch.amax(x, dim=axis)
+
+    def sum(self, x, axis):
+        return torch.sum(x, dim=axis)
+
+    def expm1(self, x):
+        return torch.expm1(x)
+
+    def exp(self, x):
+        return torch.exp(x)
+
+    def sqrt(self, x):
+        return torch.sqrt(x)
+
+    def abs(self, x):
+        return torch.abs(x)
+
+    def einsum(self, spec, *arrays):
+        return torch.einsum(spec, *arrays)
+
+    def all_finite(self, x, axes):
+        return torch.isfinite(x).flatten(1).all(dim=1) if len(axes) > 1 else torch.isfinite(x).all(dim=axes[0])
+
+    def arange(self, n):
+        return torch.arange(n, device=self.device)
+
+
+class TorchForward(BoundedForward):
+    """``forward.margins(tokens, answers)`` for the verdict engine, computed in torch float64."""
 
     def __init__(self, weights: TransformerWeights, device: str = "cpu"):
-        self.weights = weights
         self.device = resolve_device(device)
-        self.model = TorchTransformer(weights, dtype=torch.float64, device=self.device)
-        self.model.requires_grad_(False)
+        super().__init__(weights, ops=TorchOps(self.device),
+                         convert=lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64, device=self.device))
+        self.path = f"torch_{self.device.type}_float64"
 
     @torch.no_grad()
-    def __call__(self, weights: TransformerWeights, tokens: np.ndarray, answers: np.ndarray):
-        if weights is not self.weights:
-            raise ValueError("TorchMargins was built for other weights")
-        logits = self.model(torch.as_tensor(tokens, device=self.device))
-        index = torch.as_tensor(answers, device=self.device)[:, None]
-        target = logits.gather(1, index)[:, 0]
-        logits.scatter_(1, index, float("-inf"))
-        best = logits.max(dim=1)
-        return (target - best.values).cpu().numpy(), best.indices.cpu().numpy()
+    def margins(self, tokens: np.ndarray, answers: np.ndarray) -> MarginBatch:
+        return super().margins(torch.as_tensor(tokens, device=self.device), torch.as_tensor(answers, device=self.device))
 
 
 def verify_model_torch(weights: TransformerWeights, instance: Instance, device: str = "cpu", **options):
-    """``theory.verify_multi_hop.verify_model`` with the torch backend; the report says which path ran."""
-    report = verify_model(weights, instance, margins_fn=TorchMargins(weights, device), **options)
-    report.details = {**report.details, "path": f"torch_{device}_float64"}
-    return report
+    """``theory.verify.verify_model`` on the torch backend for every query kind; details.path says so."""
+    return verify_model(weights, instance, path="torch", forward=TorchForward(weights, device), **options)

@@ -18,7 +18,7 @@ from constructions import Construction, build_construction, retarget
 from georecall.testing import assert_exact_recall, assert_respects_bounds
 from georecall.tradeoff import plot_tradeoff, tradeoff
 from theory import Instance, RecallReport, load_model, save_model, verify_single_hop
-from theory.verify_multi_hop import verify_model
+from theory.verify import verify_model
 
 __all__ = [
     "Instance",

@@ -1,4 +1,4 @@
-"""The ``georecall`` command line. Exit codes: 0 success/exact, 1 a check failed, 2 bad input."""
+"""The ``georecall`` command line. Exit codes: 0 success/exact, 1 a check failed (not exact), 2 bad input, 3 internal error."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ from theory.spec import ConstructionSpec
 from theory.instance import Instance
 from theory.io import load_model, save_model
 from theory.verify import DEFAULT_MEMORY_BUDGET_BYTES
-from theory.certify import certify_single_hop
-from theory.verify_multi_hop import verify_model
+from theory.verdict import DEFAULT_MAX_EXACT
+from theory.verify import PATHS, verify_model
 from georecall import train_cli
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 # `georecall check` defaults: every construction at two sizes (shared-space at its proven d).
 CHECK_CASES = [
@@ -64,12 +64,14 @@ class Parser(argparse.ArgumentParser):
         raise BadInput(f"{self.prog}: {message}")
 
 
-def _positive_int(name):
+def _positive_int(name, minimum=None):
     def parse(text):
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"{name} must be >= {minimum}, got {value}")
         return value
 
     return parse
@@ -110,9 +112,14 @@ def make_parser() -> Parser:
     verify.add_argument("--hops", type=_positive_int("--hops"), default=None, help="CoT files: check only this depth (default: every depth)")
     verify.add_argument("--max-queries", type=_positive_int("--max-queries"), default=1_000_000, help="multi-hop/CoT: sample this many queries when there are more (default 1,000,000)")
     verify.add_argument("--seed", type=_positive_int("--seed"), default=0, help="seed of the query sample (default 0)")
-    verify.add_argument("--backend", default="numpy", help="numpy (the float64 reference, default) or torch (float64, CPU or CUDA)")
-    verify.add_argument("--device", default="cpu", help="with --backend torch: cpu (default) or cuda")
-    verify.add_argument("--certify", action="store_true", help="single hop: certified path (docs/theorems/certificate.md), brute force only where it declines")
+    verify.add_argument("--path", choices=PATHS, default="auto",
+                        help="auto (default: the certificate where it applies, else fast brute force, else the reference), "
+                             "certify, fast, reference or torch; details.path names the one that ran")
+    verify.add_argument("--backend", choices=("numpy", "torch"), default="numpy", help="torch: the same as --path torch")
+    verify.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="with --path torch: cpu (default) or cuda")
+    verify.add_argument("--certify", action="store_true", help="the same as --path certify (docs/theorems/certificate.md)")
+    verify.add_argument("--max-exact", type=_positive_int("--max-exact"), default=DEFAULT_MAX_EXACT,
+                        help=f"queries re-decided in ball arithmetic when float64 cannot tell; past it they are unproven (default {DEFAULT_MAX_EXACT:,})")
 
     check = sub.add_parser("check", help="build and verify every construction at default sizes; print a table")
     check.add_argument("--json", action="store_true", help="print one JSON object")
@@ -150,7 +157,7 @@ def make_parser() -> Parser:
     threshold = sub.add_parser("threshold", help="shared-space: Theorem 3's sufficient d next to the least d measured exact")
     threshold.add_argument("--N", type=_positive_int("--N"), nargs="+", default=[64, 256], help="subject counts (default 64 256)")
     threshold.add_argument("--R", type=_positive_int("--R"), nargs="+", default=[1, 2, 4], help="relation counts (default 1 2 4)")
-    threshold.add_argument("--seeds", type=_positive_int("--seeds"), default=3, help="map seeds that must all be exact (default 3)")
+    threshold.add_argument("--seeds", type=_positive_int("--seeds", minimum=1), default=3, help="map seeds that must all be exact (default 3)")
     threshold.add_argument("--delta", type=float, default=0.01, help="the theorem's failure probability (default 0.01)")
     threshold.add_argument("--json", action="store_true", help="print one JSON object")
     report = sub.add_parser("report", help="check every theorem, compare with the bounds, plot, summarise training: md, html, png, json")
@@ -215,28 +222,22 @@ def cmd_build(args) -> int:
 
 def cmd_verify(args) -> int:
     loaded = load_model(args.file)
-    if args.certify:
-        if loaded.weights.meta.query_kinds != ("single_hop",):
-            raise BadInput("--certify handles single-hop files only")
-        report = certify_single_hop(loaded.weights, loaded.instance, memory_budget_bytes=int(args.memory_budget_mb * 2**20), max_listed=args.max_listed)
-        return print_report(report, args)
-    verifier = verify_model
-    if args.backend == "torch":
-        verifier = train_cli.torch_verifier(args.device)
-    elif args.backend != "numpy":
-        raise BadInput(f"--backend must be numpy or torch, got {args.backend!r}")
-    elif args.device != "cpu":
-        raise BadInput("--device cuda needs --backend torch")
-    report = verifier(
-        loaded.weights,
-        loaded.instance,
-        hops=args.hops,
-        max_queries=args.max_queries,
-        seed=args.seed,
-        memory_budget_bytes=int(args.memory_budget_mb * 2**20),
-        max_listed=args.max_listed,
-        progress=progress_printer("verify", args.progress),
-    )
+    path = args.path
+    for flag, implied in (("--certify", "certify" if args.certify else None), ("--backend torch", "torch" if args.backend == "torch" else None)):
+        if implied is not None:
+            if path not in ("auto", implied):
+                raise BadInput(f"{flag} contradicts --path {path}")
+            path = implied
+    if args.device != "cpu" and path != "torch":
+        raise BadInput("--device cuda needs --path torch")
+    if path == "certify" and "single_hop" not in loaded.weights.meta.query_kinds:
+        raise BadInput(f"--path certify handles single-hop queries; this file declares {list(loaded.weights.meta.query_kinds)}")
+    forward = train_cli.torch_forward(loaded.weights, args.device) if path == "torch" else None
+    options = dict(max_queries=args.max_queries, seed=args.seed, memory_budget_bytes=int(args.memory_budget_mb * 2**20),
+                   max_exact=args.max_exact, progress=progress_printer("verify", args.progress))
+    if "cot" in loaded.weights.meta.query_kinds or args.hops is not None:
+        options["hops"] = args.hops
+    report = verify_model(loaded.weights, loaded.instance, path=path, forward=forward, max_listed=args.max_listed, **options)
     return print_report(report, args)
 
 
@@ -245,10 +246,16 @@ def print_report(report, args) -> int:
         print(json.dumps(report.to_json_dict()))
     else:
         print(report.summary())
-        for failure in report.first_failures:
-            where = ", ".join(f"{k} {failure[k]}" for k in ("subject", "relation", "chain", "step") if k in failure)
-            print(f"  query {failure['query']}: {where}: expected {failure['expected']}, "
-                  f"predicted {failure['predicted']}, margin {failure['margin']}")
+        kinds = report.details.get("kinds", {})
+        if len(kinds) > 1:
+            for kind, counts in kinds.items():
+                print(f"  {kind}: {counts['queries']:,} queries, {counts['robust']:,} robust, {counts['fragile']:,} fragile, "
+                      f"{counts['unproven']:,} unproven, {counts['failures']:,} failing (path {counts['path']})")
+        for label, offenders in (("failing", report.first_failures), ("fragile", report.first_fragile), ("unproven", report.first_unproven)):
+            for offender in offenders:
+                where = ", ".join(f"{k} {offender[k]}" for k in ("subject", "relation", "chain", "step") if k in offender)
+                print(f"  {label} query {offender['query']}: {where}: expected {offender['expected']}, "
+                      f"predicted {offender['predicted']}, margin {offender['margin']} (float64 error bound {offender['error_bound']})")
     return EXIT_OK if report.exact_recall else EXIT_FAILED
 
 
@@ -416,6 +423,13 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"georecall: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("georecall: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not a verdict: never exit 0 or 1 for it
+        print(f"georecall: internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+              f"please report it with the command that caused it", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

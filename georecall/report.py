@@ -27,7 +27,7 @@ from georecall.tradeoff import plot_tradeoff, tradeoff
 from theory.certify import certify_single_hop
 from theory.instance import Instance
 from theory.verify import verify_single_hop
-from theory.verify_multi_hop import verify_model
+from theory.verify import verify_model
 
 MARGIN_TOLERANCE = 1e-9
 ARCHIVED_SWEEP = Path(__file__).resolve().parent.parent / "results" / "training" / "threshold_sweep" / "sweep.json"

@@ -16,7 +16,7 @@ from theory.instance import Instance
 from theory.io import LoadedModel
 from theory.spec import ConstructionSpec
 from theory.verify import RecallReport
-from theory.verify_multi_hop import verify_model
+from theory.verify import verify_model
 from theory.weights import TransformerWeights
 
 

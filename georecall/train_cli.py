@@ -24,12 +24,12 @@ def _experiments():
     return support
 
 
-def torch_verifier(device: str):
-    """``verify_model`` on the torch backend (``georecall verify --backend torch``)."""
+def torch_forward(weights, device: str):
+    """The torch float64 backend for ``verify_model`` (``georecall verify --path torch``)."""
     _experiments()
-    from experiments.torch_verify import verify_model_torch
+    from experiments.torch_verify import TorchForward
 
-    return lambda weights, instance, **options: verify_model_torch(weights, instance, device, **options)
+    return TorchForward(weights, device)
 
 
 def _floats(name):

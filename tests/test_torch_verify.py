@@ -6,12 +6,13 @@ import pytest
 from constructions import build_construction
 from experiments.torch_verify import verify_model_torch
 from theory.instance import Instance
-from theory.verify_multi_hop import verify_model
+from theory.verify import verify_model
 
 
 def assert_same_report(fast, reference):
     assert fast.exact_recall == reference.exact_recall
     assert fast.failures == reference.failures and fast.queries == reference.queries
+    assert (fast.fragile, fast.unproven, fast.robust) == (reference.fragile, reference.unproven, reference.robust)
     assert fast.min_margin == pytest.approx(reference.min_margin, abs=1e-9)
     assert [f["query"] for f in fast.first_failures] == [f["query"] for f in reference.first_failures]
 

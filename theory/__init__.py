@@ -7,10 +7,10 @@ from theory.instance import Instance
 from theory.queries import QueryChunk, single_hop_queries, relation_token
 from theory.weights import AttentionWeights, Block, MLPWeights, ModelMeta, TransformerWeights
 from theory.model import forward
-from theory.verify import RecallReport, verify_single_hop, verify_queries
+from theory.verdict import RecallReport
+from theory.verify import verify_chain_of_thought, verify_model, verify_multi_hop, verify_queries, verify_single_hop
 from theory.spec import ConstructionSpec
 from theory.io import load_model, save_model
-from theory.verify_multi_hop import verify_chain_of_thought, verify_model, verify_multi_hop
 
 __all__ = [
     "Instance",

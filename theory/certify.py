@@ -1,130 +1,179 @@
-"""Certified exact-recall checks: O(N R d) work plus a code-distance bound, brute force only where needed.
+"""Certified single-hop recall: a proven margin bound per query, brute force only where it declines.
 
-docs/theorems/certificate.md. Applies to any weights whose unembedding is nearest-code:
-b_U[a] = -||w_a||^2 / 2 with w_a the columns of W_U restricted to their non-zero rows S. Then
-logit_t - logit_a = (||x - w_a||^2 - ||x - w_t||^2) / 2 for the final residual x (coordinates
-outside S cancel), and with D <= min_{a != b} ||w_a - w_b|| and r = ||x_S - w_t||:
+docs/theorems/certificate.md. For a nearest-code unembedding (b_U[a] = -||w_a||^2 / 2 up to a
+proven B, w_a = W_U[S, a] on the non-zero rows S) and codes at distance >= D:
 
-    r < D / 2   implies   margin >= D^2 / 2 - D r > 0.
+    logit_t - logit_a >= D^2 / 2 - D r - 2 B,   r >= ||x_S - w_t|| for the exact residual x,
 
-Queries with r >= D/2 are checked by brute force. The exact minimum margin is found by
-brute-forcing queries in increasing order of their certified lower bound until no remaining
-bound is below the best exact margin found minus MARGIN_TOLERANCE. So the report equals the
-reference's: same verdict, same failures, and the same minimum margin to within 1e-9.
+(Theorem C2'). r comes from the residual center plus its radius (theory.fast, Lemma S7), so the
+bound holds in exact arithmetic; a query is certified *robust* when the bound also exceeds the
+logit radii of every conforming float64 evaluation (Lemma S4). Every other query is brute
+forced through the fast path (one layer) or the bounded reference, and re-decided exactly where
+float64 cannot tell. The minimum margin is found by brute-forcing certified queries in
+increasing order of their bound while they could still hold it (to within MARGIN_TOLERANCE).
 """
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 
 import numpy as np
 
-from theory.instance import Instance
-from theory.fast import single_hop_residuals
+from theory.bounded import BoundedForward, UnembeddingNorms
+from theory.exact import ExactDecider
+from theory.fast import FAST_MEMORY_BUDGET_BYTES, FastScan
 from theory.geometry import min_squared_distance
-from theory.model import final_residual
+from theory.instance import Instance
 from theory.queries import SingleHopQueries
-from theory.verify import DEFAULT_MEMORY_BUDGET_BYTES, RecallReport, chunk_size_for, failure_record, iter_margins
+from theory.rounding import INFLATE, UNIT_ROUNDOFF, gamma, norm_up
+from theory.verdict import DEFAULT_MAX_EXACT, ROBUST, VerdictAccumulator
 from theory.weights import TransformerWeights
 
-FLOAT_SLACK = 1e-12
-MARGIN_TOLERANCE = 1e-9  # the reported minimum margin is the true one to within this
+MARGIN_TOLERANCE = 1e-9  # the reported minimum margin is the float64 one to within this
 EXACT_DISTANCE_MAX_N = 4096  # above this, use the grid-gap bound instead of the O(N^2) exact distance
+DEFAULT_MEMORY_BUDGET_BYTES = 256 * 2**20
 
 
-def nearest_code_support(weights: TransformerWeights) -> tuple[np.ndarray, np.ndarray] | None:
-    """(support rows S, codes [N, |S|]) if b_U = -||W_U[S, a]||^2 / 2 exactly; None otherwise."""
-    support = np.flatnonzero(np.any(weights.W_U != 0, axis=1))
-    codes = weights.W_U[support].T
-    if not np.array_equal(weights.b_U, -0.5 * np.einsum("ij,ij->i", codes, codes)):
-        return None
-    return support, codes
+@dataclass(frozen=True)
+class NearestCode:
+    """Support rows S of W_U, codes [N, |S|], a proven D <= min distance and B >= max |b_a + ||w_a||^2 / 2|."""
+
+    support: np.ndarray
+    codes: np.ndarray
+    distance: float
+    bias_gap: float
 
 
 def code_distance_lower_bound(codes: np.ndarray) -> float:
-    """D <= min_{a != b} ||u_a - u_b||; 0 when two codes coincide.
+    """A proven D <= min_{a != b} ||u_a - u_b|| in exact arithmetic; 0 when two codes coincide.
 
-    Small N: exact, by chunked Gram. Large N: if codes are distinct, two of them differ in some
-    coordinate i, by at least the least gap g_i between distinct values of coordinate i; so
-    D >= min_i g_i (O(N d log N)). For 2^p-level and +-1 codes this gives 2, the exact value.
+    N <= EXACT_DISTANCE_MAX_N: the float64 minimum from coordinate differences, shrunk by its
+    rounding (gamma_{d+3}) and the square root's. Larger N: distinct codes differ in some
+    coordinate i by at least the least gap g_i between distinct values of coordinate i, so
+    D >= min_i g_i, each g_i shrunk by its subtraction's rounding.
     """
-    N = codes.shape[0]
+    N, d = codes.shape
+    if N < 2:
+        return np.inf
     if len(np.unique(codes, axis=0)) < N:
         return 0.0
     if N <= EXACT_DISTANCE_MAX_N:
-        return float(np.sqrt(max(min_squared_distance(codes), 0.0)))
+        squared = min_squared_distance(codes) * (1.0 - gamma(d + 3))
+        return float(np.sqrt(squared) * (1.0 - 4.0 * UNIT_ROUNDOFF))
     gaps = [np.diff(np.unique(column)).min() for column in codes.T if len(np.unique(column)) > 1]
-    return float(min(gaps))
+    return float(min(gaps) * (1.0 - 4.0 * UNIT_ROUNDOFF))
 
 
-def certify_single_hop(
-    weights: TransformerWeights,
-    instance: Instance,
-    *,
-    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
-    max_listed: int = 10,
-) -> RecallReport:
-    """Exhaustive single-hop verdict, certified where possible; equals verify_single_hop's report."""
-    started = time.perf_counter()
+def bias_gap_bound(codes: np.ndarray, b_U: np.ndarray) -> float:
+    """A proven B >= max_a |b_a + ||w_a||^2 / 2| (the nearest-code identity's defect)."""
+    squares = np.einsum("ij,ij->i", codes, codes)
+    defect = np.abs(b_U + 0.5 * squares) * (1.0 + 4.0 * UNIT_ROUNDOFF) + squares * gamma(codes.shape[1] + 3)
+    return float(defect.max() * INFLATE) if len(defect) else 0.0
+
+
+def nearest_code_structure(weights: TransformerWeights) -> NearestCode | None:
+    """The certificate's data when it can certify anything: D > 0 and B < D^2 / 8; else None."""
+    support = np.flatnonzero(np.any(weights.W_U != 0, axis=1))
+    codes = np.ascontiguousarray(weights.W_U[support].T)
+    if codes.shape[1] == 0:
+        return None
+    bias = bias_gap_bound(codes, weights.b_U)
+    if len(codes) > 1:  # cheap refusal first: D <= ||u_0 - u_1||, so B must be below that squared over 8
+        first_pair = float(np.sum((codes[0] - codes[1]) ** 2))
+        if not bias < 0.125 * first_pair * (1.0 + gamma(codes.shape[1] + 3)):
+            return None
+    distance = code_distance_lower_bound(codes)
+    if not (distance > 0 and bias < 0.125 * distance**2):
+        return None
+    return NearestCode(support, codes, distance, bias)
+
+
+def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+                       max_listed: int = 10, max_exact: int = DEFAULT_MAX_EXACT, structure: NearestCode | None = None,
+                       progress=None) -> "RecallReport":
+    """Exhaustive single-hop verdict, certified where possible; sound on every query (Theorem C2')."""
+    N, R = instance.N, instance.R
     queries = SingleHopQueries(instance)
     total = queries.total
-    structure = nearest_code_support(weights)
-    distance = code_distance_lower_bound(structure[1]) if structure is not None else 0.0
-    lower = np.full(total, -np.inf)  # certified margin lower bound per query; -inf = not certified
-    if distance > 0:
-        support, codes = structure
-        per_subject = 8 * 4 * instance.R * (weights.d_model + max(b.mlp.d_mlp for b in weights.blocks))
-        step = max(1, memory_budget_bytes // per_subject)  # subjects per chunk
-        for first in range(0, instance.N, step):
-            subjects = np.arange(first, min(first + step, instance.N))
-            begin, end = first * instance.R, subjects[-1] * instance.R + instance.R
-            if weights.n_layers == 1:
-                x = single_hop_residuals(weights, subjects, columns=support)
-            else:
-                x = final_residual(weights, queries.take(np.arange(begin, end)).tokens)[:, support]
-            diff = x - codes[instance.facts.T[subjects].reshape(-1)]
-            # r plus a float-rounding allowance: the reference computes x in another summation order
-            r = np.sqrt(np.einsum("ij,ij->i", diff, diff)) + FLOAT_SLACK * (1.0 + np.abs(x).sum(axis=1))
-            lower[begin:end] = np.where(r < distance / 2, 0.5 * distance**2 - distance * r, -np.inf)
+    structure = structure or nearest_code_structure(weights)
+    accumulator = VerdictAccumulator(queries, total, decider=ExactDecider(weights), max_listed=max_listed, max_exact=max_exact)
+    lower = np.full(total, -np.inf)  # proven margin bound of certified-robust queries; -inf elsewhere
+    one_layer = weights.n_layers == 1
+    scan = FastScan(weights, instance, min(memory_budget_bytes, FAST_MEMORY_BUDGET_BYTES)) if one_layer else None
+    bounded = None if one_layer else BoundedForward(weights)
+    if structure is not None:
+        norms = UnembeddingNorms(weights.W_U, weights.b_U, rows=structure.support)
+        per_subject = 8 * 6 * R * (weights.d_model + max(b.mlp.d_mlp for b in weights.blocks))
+        step = max(1, memory_budget_bytes // per_subject)
+        D, B = structure.distance, structure.bias_gap
+        for first in range(0, N, step):
+            subjects = np.arange(first, min(first + step, N))
+            begin, end = first * R, (subjects[-1] + 1) * R
+            center, radius, upper, finite = _residual_rows(weights, queries, subjects, begin, end, scan, bounded, structure.support)
+            answers = instance.facts.T[subjects].reshape(-1)
+            diff = center - structure.codes[answers]
+            r = (np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + gamma(diff.shape[1] + 3)) + radius) * INFLATE
+            bound = 0.5 * D * D - D * r - 2.0 * B
+            bound -= 8.0 * UNIT_ROUNDOFF * (0.5 * D * D + D * r + 2.0 * B)
+            e_target, e_rival = norms.radii(radius, upper, answers, weights.d_model, any_evaluation=True)
+            robust = finite & (r < 0.5 * D) & (bound > (e_target + e_rival) * INFLATE)
+            lower[begin:end] = np.where(robust, bound, -np.inf)
+    certified = np.flatnonzero(lower > -np.inf)
+    accumulator.set_status(certified, ROBUST, lower[certified])
 
-    # Brute force: every uncertified query, then certified ones in increasing lower bound while
-    # they could still hold the minimum margin.
-    order = np.argsort(lower, kind="stable")
-    uncertified = int(np.sum(lower == -np.inf))
-    chunk_size = chunk_size_for(weights, 2, memory_budget_bytes)
-    exact_margin = np.full(total, np.nan)
-    failing: list[int] = []
-    best, position = np.inf, 0
-    while position < total and (position < uncertified or lower[order[position]] < best - MARGIN_TOLERANCE):
-        stop = min(total, position + chunk_size)
-        for chunk, margins, _ in iter_margins(weights, queries, order[position:stop], chunk_size):
-            exact_margin[chunk.indices] = margins
-            failing.extend(chunk.indices[~(margins > 0)].tolist())
-            if len(margins):
-                best = min(best, float(np.nanmin(margins)) if not np.all(np.isnan(margins)) else -np.inf)
-        position = stop
+    def brute_force(indices: np.ndarray):
+        """Margins of ``indices`` (sorted) into the accumulator; returns their float margins."""
+        if one_layer:
+            _, batch = scan.query_batch(indices)
+        else:
+            chunk = queries.take(indices)
+            batch = bounded.margins(chunk.tokens, chunk.answers)
+        return batch
 
-    failing.sort()
-    listed = []
-    if failing:
-        # list failures in query order, as the reference does
-        shown = np.array(failing[:max_listed], dtype=np.int64)
-        for chunk, margins, best_other in iter_margins(weights, queries, shown, chunk_size):
-            listed += [failure_record(queries, chunk, pos, margins, best_other) for pos in range(len(margins))]
-    checked = np.flatnonzero(~np.isnan(exact_margin))
-    argmin = int(checked[np.argmin(exact_margin[checked])]) if len(checked) else 0
-    return RecallReport(
-        kind="single_hop",
-        exact_recall=not failing and total > 0,
-        queries=total,
-        total_queries=total,
-        failures=len(failing),
-        min_margin=float(exact_margin[argmin]) if len(checked) else float(best),
-        exhaustive=True,
-        first_failures=listed,
-        argmin_query={"query": argmin, **queries.describe(argmin)},
-        chunk_size=int(chunk_size),
-        elapsed_s=time.perf_counter() - started,
-        details={"certified": int(total - uncertified), "brute_forced": int(len(checked)), "code_distance_bound": distance,
-                 "nearest_code_unembedding": structure is not None},
-    )
+    chunk = max(1, min(65536, memory_budget_bytes // (16 * (weights.meta.d_vocab_out + 8 * weights.d_model))))
+    rest = np.flatnonzero(lower == -np.inf)
+    best = np.inf
+    for begin in range(0, len(rest), chunk):
+        indices = rest[begin : begin + chunk]
+        batch = brute_force(indices)
+        accumulator.add(indices, indices, batch)
+        best = min(best, float(np.min(accumulator.margin[indices])))
+    # The minimum margin: certified queries whose bound could still be below it are brute forced.
+    checked = np.zeros(total, dtype=bool)
+    while True:
+        open_ = certified[(lower[certified] < best - MARGIN_TOLERANCE) & ~checked[certified]]
+        if not len(open_):
+            break
+        if len(open_) > chunk:
+            open_ = open_[np.argpartition(lower[open_], chunk - 1)[:chunk]]
+        indices = np.sort(open_)
+        batch = brute_force(indices)
+        checked[indices] = True
+        margins = np.where(batch.finite, np.nan_to_num(batch.margins, nan=-np.inf), -np.inf)
+        accumulator.margin[indices] = margins
+        best = min(best, float(margins.min()))
+    report = accumulator.report("single_hop", total, True, chunk_size=chunk,
+                                details={"path": "certify", "certified": int(len(certified)),
+                                         "brute_forced": int(len(rest) + checked.sum()),
+                                         "code_distance_bound": structure.distance if structure else _distance_or_none(weights),
+                                         "bias_gap_bound": None if structure is None else structure.bias_gap,
+                                         "nearest_code_unembedding": structure is not None})
+    return report
+
+
+def _residual_rows(weights, queries, subjects, begin, end, scan, bounded, support):
+    """(center on the support, radius norm, upper norm, finite) of the queries of ``subjects``."""
+    if scan is not None:
+        rows = scan.rows(subjects)
+        return rows.center, rows.radius_norm, rows.upper_norm, rows.finite
+    x, rx, finite = bounded.final_residual(queries.take(np.arange(begin, end)).tokens)
+    x, rx = x[:, support], rx[:, support]
+    return x, norm_up(rx), norm_up(np.abs(x) + rx), finite
+
+
+def _distance_or_none(weights: TransformerWeights) -> float | None:
+    """D of the unembedding's codes for the report when the certificate declined (None past EXACT_DISTANCE_MAX_N)."""
+    support = np.flatnonzero(np.any(weights.W_U != 0, axis=1))
+    if len(support) == 0 or weights.meta.N > EXACT_DISTANCE_MAX_N:
+        return None
+    return code_distance_lower_bound(np.ascontiguousarray(weights.W_U[support].T))

@@ -1,58 +1,188 @@
-"""Faster, algebraically identical forward passes; tests hold them to theory.model on the same inputs.
+"""Fast single-hop paths with rigorous radii; tests hold them to the bounded reference on the same inputs.
 
 single_hop_residuals: one-layer models on [s, N + r] prompts. The subject side of attention
 (keys, and values through W_O) is computed once per subject and the relation side once per
 relation, instead of once per query; the softmax over the two positions and the MLP run per
-query. Only the order of float additions differs from the reference.
-
+query. Its radius is a per-row norm bound (docs/theorems/soundness.md, Lemma S7): the
+attention stage from per-subject and per-relation magnitude twins, the MLP input by
+Cauchy-Schwarz on W_in's columns (no second wide product), the output stage on the support
+columns only. So the bound costs O(1) per hidden unit, not a second matrix product.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 import numpy as np
 
+from theory.bounded import BoundedForward, MarginBatch, UnembeddingNorms, answer_margins, check_context
+from theory.rounding import (
+    INFLATE,
+    TINY,
+    attention_output_depth,
+    gamma,
+    logit_radius,
+    mlp_in_depth,
+    mlp_out_depth,
+    norm_up,
+    score_depth,
+    softmax_radius,
+    stage_radius,
+)
 from theory.weights import TransformerWeights
-
-
-def single_hop_residuals(weights: TransformerWeights, subjects: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
-    """Final residual at the last position for every (s, r), s in ``subjects``: [len(subjects) * R, d_model].
-
-    Row order matches the query index q = s * R + r. ``columns`` keeps only those residual
-    coordinates of the result (the MLP output is computed for them alone).
-    """
-    if weights.n_layers != 1:
-        raise ValueError("single_hop_residuals handles one-layer models; use theory.model.final_residual")
-    N, R = weights.meta.N, weights.meta.R
-    block = weights.blocks[0]
-    attn, scale = block.attn, weights.meta.attn_scale
-    x0 = weights.W_E[subjects]
-    x1 = weights.W_E[N : N + R]
-    if weights.W_pos is not None:
-        x0, x1 = x0 + weights.W_pos[0], x1 + weights.W_pos[1]
-    z = np.empty((len(subjects), R, x1.shape[1]))
-    z[...] = x1[None, :, :]
-    scratch = np.empty_like(z)
-    for h in range(attn.n_heads):
-        q1 = x1 @ attn.W_Q[h]  # [R, d_head]
-        s10 = scale * (x0 @ attn.W_K[h]) @ q1.T  # [S, R]: the last position attends to the subject
-        s11 = scale * np.einsum("re,re->r", q1, x1 @ attn.W_K[h])  # [R]: and to itself
-        top = np.maximum(s10, s11[None, :])
-        e0, e1 = np.exp(s10 - top), np.exp(s11[None, :] - top)
-        a0, a1 = e0 / (e0 + e1), e1 / (e0 + e1)
-        out0 = (x0 @ attn.W_V[h]) @ attn.W_O[h]  # [S, d_model]
-        out1 = (x1 @ attn.W_V[h]) @ attn.W_O[h]  # [R, d_model]
-        z += np.multiply(a0[:, :, None], out0[:, None, :], out=scratch)
-        z += np.multiply(a1[:, :, None], out1[None, :, :], out=scratch)
-    z = z.reshape(len(subjects) * R, -1)
-    hidden = np.maximum(z @ block.mlp.W_in + block.mlp.b_in, 0.0)
-    if columns is None:
-        return z + hidden @ block.mlp.W_out + block.mlp.b_out
-    return z[:, columns] + hidden @ block.mlp.W_out[:, columns] + block.mlp.b_out[columns]
-
 
 FAST_MEMORY_BUDGET_BYTES = 256 * 2**20
 LOGIT_BLOCK_BYTES = 16 * 2**20  # one block of logits: small enough for its passes to stay in cache
 COLUMN_BLOCK = 2048  # attributes per logits block
+
+
+@dataclass
+class BoundedRows:
+    """Residual rows on some columns with norm bounds: ||exact - center|| <= radius_norm (and the
+    same for every conforming evaluation); upper_norm >= || |center| + radius ||."""
+
+    center: np.ndarray
+    radius_norm: np.ndarray
+    upper_norm: np.ndarray
+    finite: np.ndarray
+
+
+class SingleHopSides:
+    """Per-relation quantities and the prepared block, computed once per weights."""
+
+    def __init__(self, weights: TransformerWeights, columns: np.ndarray | None):
+        if weights.n_layers != 1:
+            raise ValueError("single_hop_residuals handles one-layer models; use theory.bounded.BoundedForward")
+        check_context(weights, 2)
+        self.weights = weights
+        N, R = weights.meta.N, weights.meta.R
+        self.block = BoundedForward(weights).blocks[0]
+        self.columns = np.arange(weights.d_model) if columns is None else np.asarray(columns)
+        x1 = weights.W_E[N : N + R]
+        self.pos = None if weights.W_pos is None else weights.W_pos[:2]
+        if self.pos is not None:
+            x1, self.r1 = _with_position(x1, self.pos[1])
+        else:
+            self.r1 = np.zeros_like(x1)
+        self.x1 = x1
+        attn = weights.blocks[0].attn
+        self.q1 = [x1 @ attn.W_Q[h] for h in range(attn.n_heads)]
+        self.k1 = [x1 @ attn.W_K[h] for h in range(attn.n_heads)]
+        self.out1 = [(x1 @ attn.W_V[h]) @ attn.W_O[h] for h in range(attn.n_heads)]
+        upper1 = np.abs(x1) + self.r1
+        self.q1_up = [upper1 @ np.abs(attn.W_Q[h]) for h in range(attn.n_heads)]
+        self.q1_c = [np.abs(x1) @ np.abs(attn.W_Q[h]) for h in range(attn.n_heads)]
+        self.k1_up = [upper1 @ np.abs(attn.W_K[h]) for h in range(attn.n_heads)]
+        self.k1_c = [np.abs(x1) @ np.abs(attn.W_K[h]) for h in range(attn.n_heads)]
+        self.out1_up = [_value_twin(upper1, attn, h) for h in range(attn.n_heads)]
+        self.out1_pert = [_value_twin(self.r1, attn, h) for h in range(attn.n_heads)]
+        self.x1_up_norm = norm_up(upper1)
+        self.r1_norm = norm_up(self.r1)
+        mlp = weights.blocks[0].mlp
+        self.W_in_norms = UnembeddingNorms(mlp.W_in, mlp.b_in)
+        cols = self.columns
+        self.W_out_cols = np.ascontiguousarray(mlp.W_out[:, cols])
+        self.abs_W_out_cols = np.abs(self.W_out_cols)
+        self.b_out_cols = mlp.b_out[cols]
+        # rho_pre[q, c] = alpha_q n_c + beta_c (Lemma S7), so rho_pre |W_out| = alpha_q (n |W_out|) + beta |W_out|
+        self.n_abs_W_out = self.W_in_norms.column @ self.abs_W_out_cols * (1 + gamma(mlp.d_mlp + 2))
+        self.beta = 8.0 * gamma(mlp_in_depth(weights.d_model)) * self.W_in_norms.bias + TINY
+        self.beta_abs_W_out = self.beta @ self.abs_W_out_cols * (1 + gamma(mlp.d_mlp + 2))
+        self.W_out_frobenius = float(np.sqrt(np.sum(self.W_out_cols**2))) * (1 + gamma(self.W_out_cols.size + 2))
+        self.b_out_norm = float(norm_up(self.b_out_cols[None, :])[0])
+
+
+def _with_position(x: np.ndarray, position: np.ndarray):
+    upper = np.abs(x) + np.abs(position)
+    return x + position, stage_radius(upper, upper, 2)
+
+
+def _value_twin(magnitudes: np.ndarray, attn, h: int) -> np.ndarray:
+    """(|m| |W_V[h]|) |W_O[h]|, upper-rounded: the magnitude twin of (x W_V) W_O."""
+    return (magnitudes @ np.abs(attn.W_V[h])) @ np.abs(attn.W_O[h]) * (1 + gamma(attn.W_V.shape[1] + attn.d_head + 2))
+
+
+def bounded_single_hop_residuals(weights: TransformerWeights, subjects: np.ndarray, columns: np.ndarray | None = None,
+                                 sides: SingleHopSides | None = None) -> BoundedRows:
+    """Final residual (on ``columns``) for every (s, r), s in ``subjects``, with norm radii: rows q = s * R + r."""
+    sides = sides or SingleHopSides(weights, columns)
+    N, R = weights.meta.N, weights.meta.R
+    attn, scale = weights.blocks[0].attn, weights.meta.attn_scale
+    d = weights.d_model
+    x0 = weights.W_E[subjects]
+    r0 = None
+    if sides.pos is not None:
+        x0, r0 = _with_position(x0, sides.pos[0])
+    upper0 = np.abs(x0) if r0 is None else np.abs(x0) + r0
+    S = len(subjects)
+    z = np.empty((S, R, d))
+    z[...] = sides.x1[None, :, :]
+    scratch = np.empty_like(z)
+    # ||U - C|| and ||U|| of the attention stage (Lemma S7), accumulated per head
+    pert = np.broadcast_to(sides.r1_norm[None, :], (S, R)).copy()
+    upper = np.broadcast_to(sides.x1_up_norm[None, :], (S, R)).copy()
+    finite = np.ones((S, R), dtype=bool)
+    allowed = np.array([[True, True]])
+    for h in range(attn.n_heads):
+        k0 = x0 @ attn.W_K[h]
+        s10 = scale * k0 @ sides.q1[h].T  # [S, R]: the last position attends to the subject
+        s11 = scale * np.einsum("re,re->r", sides.q1[h], sides.k1[h])  # [R]: and to itself
+        k0_up = upper0 @ np.abs(attn.W_K[h])
+        k0_c = np.abs(x0) @ np.abs(attn.W_K[h])
+        depth = score_depth(d, attn.d_head)
+        r10 = stage_radius(abs(scale) * k0_up @ sides.q1_up[h].T, abs(scale) * k0_c @ sides.q1_c[h].T, depth)
+        r11 = stage_radius(abs(scale) * np.einsum("re,re->r", sides.q1_up[h], sides.k1_up[h]),
+                           abs(scale) * np.einsum("re,re->r", sides.q1_c[h], sides.k1_c[h]), depth)
+        finite &= np.isfinite(s10) & np.isfinite(s11)[None, :]
+        top = np.maximum(s10, s11[None, :])
+        e0, e1 = np.exp(s10 - top), np.exp(s11[None, :] - top)
+        a0, a1 = e0 / (e0 + e1), e1 / (e0 + e1)
+        scores = np.stack([s10 - top, np.broadcast_to(s11[None, :] - top, s10.shape)], axis=-1)
+        radii = np.stack([r10, np.broadcast_to(r11[None, :], r10.shape)], axis=-1)
+        pattern_radius = softmax_radius(np.stack([a0, a1], axis=-1), scores, radii, allowed)
+        ra0, ra1 = pattern_radius[..., 0], pattern_radius[..., 1]
+        out0 = (x0 @ attn.W_V[h]) @ attn.W_O[h]  # [S, d_model]
+        z += np.multiply(a0[:, :, None], out0[:, None, :], out=scratch)
+        z += np.multiply(a1[:, :, None], sides.out1[h][None, :, :], out=scratch)
+        out0_up = norm_up(_value_twin(upper0, attn, h))
+        out1_up = norm_up(sides.out1_up[h])
+        out0_pert = 0.0 if r0 is None else norm_up(_value_twin(r0, attn, h))
+        out1_pert = norm_up(sides.out1_pert[h])
+        pert += ra0 * out0_up[:, None] + ra1 * out1_up[None, :] + a0 * (out0_pert if r0 is None else out0_pert[:, None]) + a1 * out1_pert[None, :]
+        upper += (a0 + ra0) * out0_up[:, None] + (a1 + ra1) * out1_up[None, :]
+    z = z.reshape(S * R, d)
+    accumulated = 1.0 + 2.0 * gamma(6 * attn.n_heads + 4)  # the roundings of the two sums above
+    pert, upper, finite = pert.reshape(-1) * accumulated, upper.reshape(-1) * accumulated, finite.reshape(-1)
+    depth = attention_output_depth(d, attn.n_heads, attn.d_head, 2)
+    z_radius = (pert * INFLATE + 8.0 * gamma(depth) * upper + TINY * np.sqrt(d)) * INFLATE
+    z_upper = (norm_up(z) + z_radius) * INFLATE
+    finite &= np.all(np.isfinite(z), axis=1)
+    return _bounded_mlp_columns(sides, z, z_radius, z_upper, finite)
+
+
+def _bounded_mlp_columns(sides: SingleHopSides, z, z_radius, z_upper, finite) -> BoundedRows:
+    """The MLP on rows z with norm radii, output on sides.columns only (Lemma S7)."""
+    mlp = sides.weights.blocks[0].mlp
+    d = sides.weights.d_model
+    cols = sides.columns
+    pre = z @ mlp.W_in
+    pre += mlp.b_in
+    finite &= np.all(np.isfinite(pre), axis=1)
+    hidden = np.maximum(pre, 0.0, out=pre)
+    out = z[:, cols] + (hidden @ sides.W_out_cols + sides.b_out_cols)
+    alpha = (z_radius * INFLATE + 8.0 * gamma(mlp_in_depth(d)) * z_upper) * INFLATE  # rho_pre = alpha n_c + beta_c
+    pre_term = norm_up(alpha[:, None] * sides.n_abs_W_out[None, :] + sides.beta_abs_W_out[None, :])
+    hidden_norm = norm_up(hidden)
+    out_upper = (z_upper + hidden_norm * sides.W_out_frobenius + pre_term + sides.b_out_norm) * INFLATE
+    radius = ((z_radius + pre_term) * INFLATE + 8.0 * gamma(mlp_out_depth(mlp.d_mlp)) * out_upper + TINY * np.sqrt(len(cols))) * INFLATE
+    finite &= np.all(np.isfinite(out), axis=1)
+    return BoundedRows(out, radius, (norm_up(out) + radius) * INFLATE, finite)
+
+
+def single_hop_residuals(weights: TransformerWeights, subjects: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+    """Centers of ``bounded_single_hop_residuals``: [len(subjects) * R, len(columns)], rows q = s * R + r."""
+    return bounded_single_hop_residuals(weights, np.asarray(subjects), columns).center
 
 
 def blocked_margins(residuals: np.ndarray, W_U: np.ndarray, b_U: np.ndarray | None, answers: np.ndarray,
@@ -67,10 +197,12 @@ def blocked_margins(residuals: np.ndarray, W_U: np.ndarray, b_U: np.ndarray | No
     best = np.full(len(answers), -np.inf)
     best_other = np.zeros(len(answers), dtype=np.int64)
     target = np.empty(len(answers))
+    finite = np.ones(len(answers), dtype=bool)
     for c0 in range(0, W_U.shape[1], column_block):
         block = residuals @ W_U[:, c0 : c0 + column_block]
         if b_U is not None:
             block += b_U[c0 : c0 + column_block]
+        finite &= np.all(np.isfinite(block), axis=1)
         inside = np.flatnonzero((answers >= c0) & (answers < c0 + block.shape[1]))
         target[inside] = block[inside, answers[inside] - c0]
         block[inside, answers[inside] - c0] = -np.inf
@@ -79,20 +211,25 @@ def blocked_margins(residuals: np.ndarray, W_U: np.ndarray, b_U: np.ndarray | No
         better = value > best  # strict: an equal value further right is not preferred
         best[better] = value[better]
         best_other[better] = index[better] + c0
-    return target - best, best_other
+    margins = target - best
+    margins[~finite] = np.nan
+    return margins, best_other
 
 
 def blocked_top2(residuals: np.ndarray, W_U: np.ndarray, b_U: np.ndarray | None, column_block: int = COLUMN_BLOCK):
     """Per row of ``residuals @ W_U + b_U``: the largest value and its lowest index, and the largest
-    value among the other columns and its lowest index, by blocks of columns (left to right)."""
+    value among the other columns and its lowest index, by blocks of columns (left to right);
+    a row with a non-finite logit gets NaN values."""
     n = residuals.shape[0]
     rows = np.arange(n)
     t1, t2 = np.full(n, -np.inf), np.full(n, -np.inf)
     i1, i2 = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    finite = np.ones(n, dtype=bool)
     for c0 in range(0, W_U.shape[1], column_block):
         block = residuals @ W_U[:, c0 : c0 + column_block]
         if b_U is not None:
             block += b_U[c0 : c0 + column_block]
+        finite &= np.all(np.isfinite(block), axis=1)
         j1 = block.argmax(axis=1)
         b1 = block[rows, j1]
         block[rows, j1] = -np.inf
@@ -106,6 +243,8 @@ def blocked_top2(residuals: np.ndarray, W_U: np.ndarray, b_U: np.ndarray | None,
         n2_idx = np.where(new_first, np.where(second_from_old_first, i1, j2), np.where(t2 >= b1, i2, j1))
         t1, i1 = np.where(new_first, b1, t1), np.where(new_first, j1, i1)
         t2, i2 = n2_val, n2_idx
+    t1[~finite] = np.nan
+    t2[~finite] = np.nan
     return t1, i1, t2, i2
 
 
@@ -136,63 +275,91 @@ def deduplicated_margins(residuals: np.ndarray, W_U: np.ndarray, b_U: np.ndarray
         if b_U is not None:
             logit += b_U[answers[off]]
         margins[off] = np.minimum(logit - t1[off], 0.0)  # idx1 != answer: a rival is at least as large
+        margins[off[~np.isfinite(logit)]] = np.nan
+    margins[np.isnan(t1)] = np.nan
     return margins, np.where(at_top, i2, i1)
 
 
-def verify_single_hop_fast(weights: TransformerWeights, instance, *, memory_budget_bytes: int | None = None, max_listed: int = 10):
-    """Brute force over every single-hop query, through single_hop_residuals, W_U's non-zero rows
-    and column-blocked margins; when every residual row (support columns only) fits the memory
-    budget, distinct rows are computed once (``deduplicated_margins``).
-
-    Same report as theory.verify.verify_single_hop (margins equal up to float summation order);
-    multi-layer weights fall back to the reference path.
+def verify_single_hop_fast(weights: TransformerWeights, instance, *, memory_budget_bytes: int | None = None, max_listed: int = 10,
+                           max_exact: int | None = None, progress=None):
+    """Brute force over every single-hop query, through bounded_single_hop_residuals, W_U's non-zero
+    rows and column-blocked margins; when every residual row (support columns only) fits the memory
+    budget, distinct rows are computed once (``deduplicated_margins``). One-layer models only.
     """
-    import time
-
+    from theory.exact import ExactDecider
     from theory.queries import SingleHopQueries
-    from theory.verify import RecallReport, failure_record, verify_single_hop
+    from theory.verdict import DEFAULT_MAX_EXACT, VerdictAccumulator
 
     budget = memory_budget_bytes or FAST_MEMORY_BUDGET_BYTES
-    if weights.n_layers != 1:
-        return verify_single_hop(weights, instance, memory_budget_bytes=budget, max_listed=max_listed)
-    started = time.perf_counter()
     N, R = instance.N, instance.R
     queries = SingleHopQueries(instance)
-    support = np.flatnonzero(np.any(weights.W_U != 0, axis=1))
-    W_U = np.ascontiguousarray(weights.W_U[support])
-    b_U = weights.b_U if np.any(weights.b_U != 0) else None
-    column_block = min(COLUMN_BLOCK, weights.meta.d_vocab_out)
-    width = 4 * weights.d_model + 2 * max(b.mlp.d_mlp for b in weights.blocks)
-    step = max(1, LOGIT_BLOCK_BYTES // (8 * R * (2 * column_block + width + 8)))
-    # residual rows, unique rows, inverse, answers and four top-2 arrays: about 2K + 10 numbers per query
-    deduplicate = 8 * N * R * (2 * len(support) + 10) <= budget
+    scan = FastScan(weights, instance, budget)
+    accumulator = VerdictAccumulator(queries, queries.total, decider=ExactDecider(weights), max_listed=max_listed,
+                                     max_exact=DEFAULT_MAX_EXACT if max_exact is None else max_exact)
+    for first, stop, batch in scan.batches():
+        positions = np.arange(first * R, stop * R)
+        accumulator.add(positions, positions, batch)
+        if progress is not None:
+            progress(stop * R, N * R)
+    return accumulator.report("single_hop", N * R, True, chunk_size=scan.chunk_queries,
+                              details={"path": "fast_brute_force", "support_rows": int(len(scan.support)),
+                                       "column_block": scan.column_block, "deduplicated": bool(scan.deduplicate)})
 
-    def residuals(first, stop):
-        return single_hop_residuals(weights, np.arange(first, stop), columns=support)
 
-    def segments():
-        if deduplicate:
-            rows = np.concatenate([residuals(f, min(f + step, N)) for f in range(0, N, step)])
-            yield 0, deduplicated_margins(rows, W_U, b_U, instance.facts.T.reshape(-1), column_block)
+class FastScan:
+    """Margins and radii of every single-hop query (or of chosen subjects), in subject chunks."""
+
+    def __init__(self, weights: TransformerWeights, instance, budget: int):
+        N, R = instance.N, instance.R
+        self.weights, self.instance = weights, instance
+        self.support = np.flatnonzero(np.any(weights.W_U != 0, axis=1))
+        self.W_U = np.ascontiguousarray(weights.W_U[self.support])
+        self.b_U = weights.b_U if np.any(weights.b_U != 0) else None
+        self.norms = UnembeddingNorms(weights.W_U, weights.b_U, rows=self.support)
+        self.column_block = min(COLUMN_BLOCK, weights.meta.d_vocab_out)
+        width = 6 * weights.d_model + 3 * max(b.mlp.d_mlp for b in weights.blocks)
+        self.step = max(1, LOGIT_BLOCK_BYTES // (8 * R * (2 * self.column_block + width + 8)))
+        # residual rows, unique rows, inverse, answers and four top-2 arrays: about 2K + 10 numbers per query
+        self.deduplicate = 8 * N * R * (2 * len(self.support) + 14) <= budget
+        self.chunk_queries = (N if self.deduplicate else self.step) * R
+        self.sides = SingleHopSides(weights, self.support) if weights.n_layers == 1 else None
+
+    def rows(self, subjects: np.ndarray) -> BoundedRows:
+        return bounded_single_hop_residuals(self.weights, subjects, self.support, self.sides)
+
+    def batch(self, rows: BoundedRows, answers: np.ndarray, margins, best_other) -> MarginBatch:
+        target, rival = self.norms.radii(rows.radius_norm, rows.upper_norm, answers, self.weights.d_model)
+        return MarginBatch(margins, best_other, target, rival, rows.finite & np.isfinite(margins))
+
+    def batches(self):
+        """(first subject, stop subject, MarginBatch) covering every query in order."""
+        N, R = self.instance.N, self.instance.R
+        facts_T = self.instance.facts.T
+        if self.deduplicate:
+            parts = [self.rows(np.arange(f, min(f + self.step, N))) for f in range(0, N, self.step)]
+            rows = BoundedRows(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("center", "radius_norm", "upper_norm", "finite")))
+            answers = facts_T.reshape(-1)
+            margins, best_other = deduplicated_margins(rows.center, self.W_U, self.b_U, answers, self.column_block)
+            yield 0, N, self.batch(rows, answers, margins, best_other)
             return
-        for first in range(0, N, step):
-            stop = min(first + step, N)
-            yield first, blocked_margins(residuals(first, stop), W_U, b_U, instance.facts.T[first:stop].reshape(-1), column_block)
+        for first in range(0, N, self.step):
+            stop = min(first + self.step, N)
+            rows = self.rows(np.arange(first, stop))
+            answers = facts_T[first:stop].reshape(-1)
+            margins, best_other = blocked_margins(rows.center, self.W_U, self.b_U, answers, self.column_block)
+            yield first, stop, self.batch(rows, answers, margins, best_other)
 
-    failures, min_margin, argmin, listed = 0, np.inf, 0, []
-    for first, (margins, best_other) in segments():
-        failed = np.flatnonzero(~(margins > 0))
-        failures += len(failed)
-        if len(listed) < max_listed and len(failed):
-            chunk = queries.take(first * R + failed[: max_listed - len(listed)])
-            listed += [failure_record(queries, chunk, i, margins[failed], best_other[failed]) for i in range(len(chunk.indices))]
-        low = int(np.argmin(np.where(np.isnan(margins), -np.inf, margins)))
-        if not margins[low] >= min_margin:
-            min_margin, argmin = float(margins[low]), first * R + low
-    return RecallReport(
-        kind="single_hop", exact_recall=failures == 0, queries=N * R, total_queries=N * R, failures=failures,
-        min_margin=min_margin, exhaustive=True, first_failures=listed, argmin_query={"query": argmin, **queries.describe(argmin)},
-        chunk_size=int((N if deduplicate else step) * R), elapsed_s=time.perf_counter() - started,
-        details={"path": "fast_brute_force", "support_rows": int(len(support)), "column_block": column_block,
-                 "deduplicated": bool(deduplicate)},
-    )
+    def query_batch(self, indices: np.ndarray) -> tuple[np.ndarray, MarginBatch]:
+        """Margins of chosen queries (sorted indices), computing the rows of their subjects only."""
+        R = self.instance.R
+        subjects = np.unique(indices // R)
+        rows = self.rows(subjects)
+        where = np.searchsorted(subjects, indices // R) * R + indices % R
+        picked = BoundedRows(rows.center[where], rows.radius_norm[where], rows.upper_norm[where], rows.finite[where])
+        answers = self.instance.facts[indices % R, indices // R]
+        margins, best_other = blocked_margins(picked.center, self.W_U, self.b_U, answers, self.column_block)
+        return answers, self.batch(picked, answers, margins, best_other)
+
+
+__all__ = ["single_hop_residuals", "bounded_single_hop_residuals", "blocked_margins", "blocked_top2", "deduplicated_margins",
+           "verify_single_hop_fast", "FastScan", "BoundedRows", "answer_margins", "logit_radius"]

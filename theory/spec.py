@@ -87,3 +87,30 @@ def spec_from_weights(weights: TransformerWeights, **fields) -> ConstructionSpec
         **parameter_counts(weights),
         **fields,
     )
+
+
+SIZE_FIELDS = ("N", "R", "d_model", "d_mlp", "n_layers", "n_heads", "d_head", "subject_params", "shared_params",
+               "shared_params_nonzero")
+
+
+def checked_spec(spec: ConstructionSpec, weights: TransformerWeights) -> ConstructionSpec:
+    """``spec`` (a file's claim) checked against the arrays: every size and count must match them,
+    hops and chain-of-thought must match meta, and subject_embedding_dim must cover every
+    coordinate a subject row uses. Raises ValueError naming the first false field."""
+    measured = spec_from_weights(weights, name=spec.name, bits_per_coordinate=spec.bits_per_coordinate,
+                                 guaranteed_margin=spec.guaranteed_margin)
+    for name in SIZE_FIELDS:
+        claimed, actual = getattr(spec, name), getattr(measured, name)
+        if claimed != actual:
+            raise ValueError(f"meta.extra.spec.{name} is {claimed!r} but the arrays give {actual!r}")
+    if not isinstance(spec.subject_embedding_dim, int) or not measured.subject_embedding_dim <= spec.subject_embedding_dim <= weights.d_model:
+        raise ValueError(f"meta.extra.spec.subject_embedding_dim is {spec.subject_embedding_dim!r}, but subject rows use "
+                         f"{measured.subject_embedding_dim} coordinates (valid: {measured.subject_embedding_dim}..{weights.d_model})")
+    kinds, extra = weights.meta.query_kinds, weights.meta.extra
+    cot = "cot" in kinds
+    if spec.cot != cot:
+        raise ValueError(f"meta.extra.spec.cot is {spec.cot!r} but meta.query_kinds is {list(kinds)}")
+    hops = extra.get("max_hops") if cot else (extra.get("hops") if "multi_hop" in kinds else 1)
+    if spec.hops != hops:
+        raise ValueError(f"meta.extra.spec.hops is {spec.hops!r} but meta gives {hops!r}")
+    return spec

@@ -1,63 +1,43 @@
-"""The exact-recall verifier: every query's argmax must be its answer with a strict margin.
+"""Exact-recall verification: every query kind a file declares, through one verdict engine.
 
-margin(q) = logit[answer] - max_{a != answer} logit[a]; a tie (margin 0) is a failure.
-Queries run through the reference forward pass (theory.model.forward) in chunks sized to a
-memory budget, so N = 65,536 with R = 8 needs only the budget, not N * R * N floats.
+A query passes only when it is *proven* correct and float64-robust (theory.verdict,
+docs/theorems/soundness.md). Paths differ only in how they compute margins and radii:
+
+    reference  theory.bounded.BoundedForward: the §3 forward pass with a radius on every value
+    fast       theory.fast: one-layer single hop, subject/relation sides computed once
+    certify    theory.certify: a proven margin bound per query, brute force (fast) elsewhere
+    torch      experiments.torch_verify: BoundedForward's rules on torch tensors
+
+``verify_model`` picks the fastest sound path per query kind unless ``path`` forces one.
+Multi-hop and chain-of-thought checks sample only past ``max_queries``, and say so.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
 
+from theory.bounded import BoundedForward, answer_margins, check_context  # noqa: F401 (answer_margins: the plain definition)
+from theory.exact import ExactDecider
 from theory.instance import Instance
-from theory.model import forward
-from theory.queries import SingleHopQueries
+from theory.queries import ChainOfThoughtStepQueries, MultiHopQueries, SingleHopQueries
+from theory.verdict import DEFAULT_MAX_EXACT, RecallReport, VerdictAccumulator, combine
 from theory.weights import TransformerWeights
 
 DEFAULT_MEMORY_BUDGET_BYTES = 256 * 2**20
-
-
-@dataclass
-class RecallReport:
-    """The verifier's verdict. ``to_json_dict`` gives the documented JSON keys."""
-
-    kind: str
-    exact_recall: bool
-    queries: int
-    total_queries: int
-    failures: int
-    min_margin: float
-    exhaustive: bool
-    first_failures: list = field(default_factory=list)
-    argmin_query: dict = field(default_factory=dict)
-    chunk_size: int = 0
-    elapsed_s: float = 0.0
-    details: dict = field(default_factory=dict)
-
-    def to_json_dict(self) -> dict:
-        data = asdict(self)
-        data["min_margin"] = _json_float(self.min_margin)
-        return data
-
-    def summary(self) -> str:
-        scope = "all" if self.exhaustive else f"a sample of {self.queries:,} of"
-        verdict = "EXACT" if self.exact_recall else f"FAILED on {self.failures:,}"
-        return f"{verdict}: checked {scope} {self.total_queries:,} {self.kind} queries, min margin {self.min_margin:.6g}"
-
-    def __repr__(self) -> str:
-        return f"RecallReport({self.summary()})"
+DEFAULT_MAX_QUERIES = 1_000_000
+PATHS = ("auto", "certify", "fast", "reference", "torch")
 
 
 def chunk_size_for(weights: TransformerWeights, seq_len: int, memory_budget_bytes: int) -> int:
-    """Queries per chunk so that the forward pass and margin arithmetic fit the budget."""
+    """Queries per chunk so that the bounded forward pass (centers, radii, twins) fits the budget."""
     d_model = weights.d_model
     widest = max([d_model] + [b.attn.n_heads * b.attn.d_head for b in weights.blocks] + [b.mlp.d_mlp for b in weights.blocks])
     heads = max([1] + [b.attn.n_heads for b in weights.blocks])
-    per_query = 8 * (2 * weights.meta.d_vocab_out + 6 * seq_len * widest + 3 * heads * seq_len * seq_len)
+    per_query = 8 * (2 * weights.meta.d_vocab_out + 16 * seq_len * widest + 8 * heads * seq_len * seq_len)
     return max(1, int(memory_budget_bytes // per_query))
 
 
@@ -69,102 +49,211 @@ def verify_queries(
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
     chunk_size: int | None = None,
     max_listed: int = 10,
+    max_exact: int = DEFAULT_MAX_EXACT,
     progress: Callable[[int, int], None] | None = None,
-    margins_fn: Callable | None = None,
+    forward=None,
+    accumulator: VerdictAccumulator | None = None,
+    positions_offset: int = 0,
 ) -> RecallReport:
-    """Check the queries of ``query_set`` (all of them unless ``indices`` picks a sample).
+    """Check the queries of ``query_set`` (all unless ``indices`` picks a sample) through ``forward``.
 
-    ``margins_fn(weights, tokens, answers) -> (margins, best_other)`` replaces the reference
-    forward pass (a backend such as ``experiments.torch_verify``); the default is the reference.
+    ``forward.margins(tokens, answers) -> MarginBatch``: the reference BoundedForward by default,
+    or a backend such as experiments.torch_verify. ``accumulator`` lets several query sets (CoT
+    steps) share per-query verdicts; the report is then the caller's to make.
     """
-    started = time.perf_counter()
     exhaustive = indices is None
     indices = np.arange(query_set.total, dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
+    check_context(weights, query_set.seq_len)
     if chunk_size is None:
         chunk_size = chunk_size_for(weights, query_set.seq_len, memory_budget_bytes)
     elif chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-
-    failures, min_margin, argmin = 0, np.inf, None
-    listed: list[dict] = []
-    done = 0
-    for chunk, margins, best_other in iter_margins(weights, query_set, indices, chunk_size, margins_fn):
-        failed = ~(margins > 0)  # NaN margins fail too
-        failures += int(failed.sum())
-        for pos in np.flatnonzero(failed)[: max(0, max_listed - len(listed))]:
-            listed.append(failure_record(query_set, chunk, pos, margins, best_other))
-        low = int(np.nanargmin(margins)) if not np.all(np.isnan(margins)) else 0
-        if np.isnan(margins[low]) or margins[low] < min_margin:
-            min_margin, argmin = float(margins[low]), int(chunk.indices[low])
-        done += len(margins)
-        if progress is not None:
-            progress(done, len(indices))
-
-    return RecallReport(
-        kind=query_set.kind,
-        exact_recall=failures == 0 and len(indices) > 0,
-        queries=int(len(indices)),
-        total_queries=int(query_set.total),
-        failures=failures,
-        min_margin=float(min_margin),
-        exhaustive=exhaustive,
-        first_failures=listed,
-        argmin_query={} if argmin is None else {"query": argmin, **query_set.describe(argmin)},
-        chunk_size=int(chunk_size),
-        elapsed_s=time.perf_counter() - started,
-    )
-
-
-def reference_margins(weights: TransformerWeights, tokens: np.ndarray, answers: np.ndarray):
-    return answer_margins(forward(weights, tokens), answers)
-
-
-def iter_margins(weights: TransformerWeights, query_set, indices: np.ndarray, chunk_size: int, margins_fn=None):
-    """Yield (chunk, margins, best other token) for ``indices`` of ``query_set``, chunk by chunk."""
-    margins_fn = reference_margins if margins_fn is None else margins_fn
+    forward = forward or BoundedForward(weights)
+    own = accumulator is None
+    if own:
+        accumulator = VerdictAccumulator(query_set, len(indices), decider=ExactDecider(weights), max_listed=max_listed,
+                                         max_exact=max_exact)
     for begin in range(0, len(indices), chunk_size):
         chunk = query_set.take(indices[begin : begin + chunk_size])
-        margins, best_other = margins_fn(weights, chunk.tokens, chunk.answers)
-        yield chunk, margins, best_other
+        batch = forward.margins(chunk.tokens, chunk.answers)
+        positions = np.arange(begin, begin + len(chunk.indices)) + positions_offset
+        accumulator.add(positions, chunk.indices, batch, query_set)
+        if progress is not None:
+            progress(begin + len(chunk.indices), len(indices))
+    if not own:
+        return None
+    return accumulator.report(query_set.kind, query_set.total, exhaustive, indices=None if exhaustive else indices,
+                              chunk_size=chunk_size, details={"path": getattr(forward, "path", "reference")})
 
 
-def failure_record(query_set, chunk, pos: int, margins: np.ndarray, best_other: np.ndarray) -> dict:
-    return {
-        "query": int(chunk.indices[pos]),
-        **query_set.describe(chunk.indices[pos]),
-        "expected": int(chunk.answers[pos]),
-        "predicted": int(best_other[pos]),
-        "margin": _json_float(margins[pos]),
-        "tie": bool(margins[pos] == 0),
-    }
-
-
-def answer_margins(logits: np.ndarray, answers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: logit of the answer minus the best other logit, and that best other token.
-
-    Overwrites each row's answer entry of ``logits`` with -inf: the verifier owns the array,
-    and a copy would double its largest allocation.
-    """
-    rows = np.arange(len(answers))
-    target = logits[rows, answers]
-    logits[rows, answers] = -np.inf
-    best_other = logits.argmax(axis=1)
-    return target - logits[rows, best_other], best_other
+def _check_sizes(weights: TransformerWeights, instance: Instance) -> None:
+    if (weights.meta.N, weights.meta.R) != (instance.N, instance.R):
+        raise ValueError(f"weights are for N={weights.meta.N}, R={weights.meta.R} but the instance has N={instance.N}, R={instance.R}")
 
 
 def verify_single_hop(weights: TransformerWeights, instance: Instance, **options) -> RecallReport:
-    """Exhaustive single-hop check: all N * R queries (s, r) -> f_r(s). Options as verify_queries."""
-    if weights.meta.N != instance.N or weights.meta.R != instance.R:
-        raise ValueError(
-            f"weights are for N={weights.meta.N}, R={weights.meta.R} but the instance has N={instance.N}, R={instance.R}"
-        )
+    """The reference path over all N * R single-hop queries (s, r) -> f_r(s)."""
+    _check_sizes(weights, instance)
     return verify_queries(weights, SingleHopQueries(instance), **options)
 
 
-def _json_float(value) -> float | str:
-    value = float(value)
-    if np.isnan(value):
-        return "nan"
-    if np.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
+def query_sample(total: int, max_queries: int | None, seed: int) -> np.ndarray | None:
+    """None (check all) when total <= max_queries, else sorted distinct indices drawn from ``seed``."""
+    if max_queries is None or total <= max_queries:
+        return None
+    if max_queries < 1:
+        raise ValueError(f"max_queries must be >= 1, got {max_queries}")
+    return np.sort(np.random.default_rng(seed).choice(total, size=max_queries, replace=False))
+
+
+def verify_multi_hop(weights: TransformerWeights, instance: Instance, hops: int, chains: str = "exact", *,
+                     max_queries: int | None = DEFAULT_MAX_QUERIES, seed: int = 0, max_listed: int = 10, **options) -> RecallReport:
+    """All chains of length ``hops`` ("exact") or of every length 1..hops ("up_to"), every subject."""
+    _check_sizes(weights, instance)
+    if hops < 1:
+        raise ValueError(f"hops must be >= 1, got {hops}")
+    if chains not in ("exact", "up_to"):
+        raise ValueError(f"chains must be 'exact' or 'up_to', got {chains!r}")
+    started = time.perf_counter()
+    lengths = [hops] if chains == "exact" else list(range(1, hops + 1))
+    reports = []
+    for length in lengths:
+        queries = MultiHopQueries(instance, length)
+        # the sampling limit applies per chain length, each with its own share of the limit
+        limit = None if max_queries is None else max(1, max_queries // len(lengths))
+        reports.append(verify_queries(weights, queries, indices=query_sample(queries.total, limit, seed + length),
+                                      max_listed=max_listed, **options))
+    return combine(reports, "multi_hop", started, {"hops": hops, "chains": chains, "max_queries": max_queries,
+                                                   "path": reports[0].details.get("path")}, max_listed)
+
+
+def verify_chain_of_thought(weights: TransformerWeights, instance: Instance, hops: int, *,
+                            max_queries: int | None = DEFAULT_MAX_QUERIES, seed: int = 0, max_listed: int = 10,
+                            max_exact: int = DEFAULT_MAX_EXACT, forward=None, **options) -> RecallReport:
+    """Every emitted token of every k-hop CoT query: a query's class is the worst of its steps."""
+    _check_sizes(weights, instance)
+    meta = weights.meta
+    max_hops, h = cot_parameters(meta)
+    if not 1 <= hops <= max_hops:
+        raise ValueError(f"hops must be in 1..max_hops = {max_hops} of these weights, got {hops}")
+    steps = math.ceil(hops / h)
+    total = instance.N * instance.R**hops
+    sample = query_sample(total, max_queries, seed)
+    indices = np.arange(total, dtype=np.int64) if sample is None else sample
+    base = MultiHopQueries(instance, hops)
+    forward = forward or BoundedForward(weights)
+    accumulator = VerdictAccumulator(base, len(indices), decider=ExactDecider(weights), max_listed=max_listed, max_exact=max_exact)
+    progress = options.pop("progress", None)
+    for step in range(1, steps + 1):
+        queries = ChainOfThoughtStepQueries(instance, hops, max_hops, h, step, meta.special_tokens["SEP"], meta.special_tokens["PAD"])
+
+        def step_progress(done, _total, step=step):
+            if progress is not None:
+                progress((step - 1) * len(indices) + done, steps * len(indices))
+
+        verify_queries(weights, queries, indices=indices, accumulator=accumulator, forward=forward, progress=step_progress, **options)
+    return accumulator.report("cot", total, sample is None, indices=None if sample is None else indices,
+                              details={"hops": hops, "steps": steps, "hops_per_step": h, "max_hops": max_hops,
+                                       "tokens_checked": int(steps * len(indices)), "max_queries": max_queries,
+                                       "path": getattr(forward, "path", "reference")})
+
+
+def cot_parameters(meta) -> tuple[int, int]:
+    """(max_hops K, hops_per_step h) of a chain-of-thought file, validated (docs/FORMAT.md §5)."""
+    extra = meta.extra
+    if not isinstance(extra, dict) or "max_hops" not in extra or "hops_per_step" not in extra:
+        raise ValueError("meta.extra must give max_hops and hops_per_step for query kind 'cot'")
+    K, h = extra["max_hops"], extra["hops_per_step"]
+    if isinstance(K, bool) or not isinstance(K, int) or K < 1:
+        raise ValueError(f"meta.extra.max_hops must be an integer >= 1, got {K!r}")
+    if isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= K:
+        raise ValueError(f"meta.extra.hops_per_step must be an integer in 1..max_hops = {K}, got {h!r}")
+    if "SEP" not in meta.special_tokens or "PAD" not in meta.special_tokens:
+        raise ValueError("meta.token_layout.special must name SEP and PAD for query kind 'cot'")
+    return K, h
+
+
+def multi_hop_parameters(meta) -> tuple[int, str]:
+    extra = meta.extra
+    hops = extra.get("hops") if isinstance(extra, dict) else None
+    if isinstance(hops, bool) or not isinstance(hops, int) or hops < 1:
+        raise ValueError(f"meta.extra.hops must be an integer >= 1 for query kind 'multi_hop', got {hops!r}")
+    chains = extra.get("chains", "exact")
+    if chains not in ("exact", "up_to"):
+        raise ValueError(f"meta.extra.chains must be 'exact' or 'up_to', got {chains!r}")
+    return hops, chains
+
+
+def choose_single_hop_path(weights: TransformerWeights, structure=None) -> str:
+    """The fastest sound single-hop path: the certificate where the unembedding is nearest-code
+    (``structure``, from theory.certify.nearest_code_structure), else fast brute force (one layer)."""
+    if structure is not None:
+        return "certify"
+    return "fast" if weights.n_layers == 1 else "reference"
+
+
+def verify_model(weights: TransformerWeights, instance: Instance, hops: int | None = None, *, path: str = "auto",
+                 forward=None, max_listed: int = 10, **options) -> RecallReport:
+    """Check every query kind the weights declare (meta.query_kinds); per-kind reports in details.kinds.
+
+    single_hop: all N R queries. multi_hop: chains of meta.extra.hops (``chains`` from meta).
+    cot: every depth 1..max_hops (or only ``hops``), every emitted token. ``path`` forces one
+    path (PATHS); "torch" needs ``forward`` (experiments.torch_verify.TorchForward).
+    """
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
+    _check_sizes(weights, instance)
+    kinds = weights.meta.query_kinds
+    if not kinds:
+        raise ValueError("meta.query_kinds is empty: the file declares no queries to check")
+    unknown = [k for k in kinds if k not in ("single_hop", "multi_hop", "cot")]
+    if unknown:
+        raise ValueError(f"meta.query_kinds has unknown kinds {unknown}; known: single_hop, multi_hop, cot")
+    if hops is not None and "cot" not in kinds:
+        raise ValueError("hops selects a chain-of-thought depth; these weights declare no 'cot' queries")
+    if path == "torch" and forward is None:
+        raise ValueError("path 'torch' needs a torch forward (experiments.torch_verify.TorchForward)")
+    started = time.perf_counter()
+    sampled = {k: options.pop(k) for k in ("max_queries", "seed") if k in options}
+    reports = {}
+    for kind in dict.fromkeys(kinds):
+        if kind == "single_hop":
+            reports[kind] = _verify_single_hop_by_path(weights, instance, path, forward, max_listed, options)
+        elif kind == "multi_hop":
+            k, chains = multi_hop_parameters(weights.meta)
+            reports[kind] = verify_multi_hop(weights, instance, k, chains, forward=forward, max_listed=max_listed, **sampled, **options)
+        else:
+            K, _ = cot_parameters(weights.meta)
+            depths = [hops] if hops is not None else list(range(1, K + 1))
+            cot_started = time.perf_counter()
+            parts = [verify_chain_of_thought(weights, instance, k, forward=forward, max_listed=max_listed, **sampled, **options)
+                     for k in depths]
+            reports[kind] = combine(parts, "cot", cot_started, {"depths": depths, "hops_per_step": parts[0].details["hops_per_step"],
+                                                                "path": parts[0].details.get("path")}, max_listed)
+    if len(reports) == 1:
+        report = next(iter(reports.values()))
+        report.details = {**report.details, "kinds": {kind: _kind_counts(report)}}
+        return report
+    per_kind = {kind: _kind_counts(r) for kind, r in reports.items()}
+    return combine(list(reports.values()), "+".join(reports), started, {"kinds": per_kind}, max_listed)
+
+
+def _kind_counts(report: RecallReport) -> dict:
+    return {"queries": report.queries, "robust": report.robust, "fragile": report.fragile, "unproven": report.unproven,
+            "failures": report.failures, "exact_recall": report.exact_recall, "exhaustive": report.exhaustive,
+            "path": report.details.get("path")}
+
+
+def _verify_single_hop_by_path(weights, instance, path, forward, max_listed, options) -> RecallReport:
+    from theory.certify import certify_single_hop, nearest_code_structure
+    from theory.fast import verify_single_hop_fast
+
+    structure = nearest_code_structure(weights) if path in ("auto", "certify") else None
+    chosen = choose_single_hop_path(weights, structure) if path == "auto" else path
+    if chosen == "certify":
+        return certify_single_hop(weights, instance, max_listed=max_listed, structure=structure, **options)
+    if chosen == "fast":
+        if weights.n_layers != 1:
+            raise ValueError("path 'fast' handles one-layer models; use 'reference'")
+        return verify_single_hop_fast(weights, instance, max_listed=max_listed, **options)
+    return verify_single_hop(weights, instance, forward=forward, max_listed=max_listed, **options)

@@ -164,7 +164,11 @@ class TransformerWeights:
         def get(name):
             if name not in arrays:
                 raise ValueError(f"weights are missing the array {name!r}")
-            return np.asarray(arrays[name], dtype=np.float64)
+            array = np.asarray(arrays[name])
+            if array.dtype.kind != "f":
+                # a complex array would lose its imaginary part, an integer or object one means another format
+                raise ValueError(f"{name} has dtype {array.dtype}; the format holds real floating-point arrays only")
+            return array.astype(np.float64, copy=False)
 
         blocks = []
         for layer in range(meta.n_layers):
