@@ -42,9 +42,11 @@ def block_subject_embeddings(instance: Instance, codebook: Codebook) -> np.ndarr
     """[N, d_model] rows e_s with u_{f_r(s)} in subject block r and zeros elsewhere."""
     R, d0 = instance.R, codebook.d0
     layout = block_layout(R, d0)
-    rows = np.zeros((instance.N, layout.d_model))
-    # facts[r] is f_r as an array: codes[facts[r]] is the [N, d0] block r for every subject at once.
-    rows[:, : R * d0] = codebook.codes[instance.facts.T].reshape(instance.N, R * d0)
+    rows = np.empty((instance.N, layout.d_model))
+    rows[:, R * d0 :] = 0.0
+    blocks = rows[:, : R * d0].reshape(instance.N, R, d0)  # a view: block r of every subject row
+    for r in range(R):  # facts[r] is f_r as an array: codes[facts[r]] is block r for every subject at once
+        blocks[:, r, :] = codebook.codes[instance.facts[r]]
     return rows
 
 

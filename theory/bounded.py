@@ -58,7 +58,7 @@ class UnembeddingNorms:
 
     def __init__(self, W_U: np.ndarray, b_U: np.ndarray, rows: np.ndarray | None = None):
         used = W_U if rows is None else W_U[rows]
-        self.column = norm_up(np.ascontiguousarray(used.T))
+        self.column = np.sqrt(np.einsum("ij,ij->j", used, used)) * (1.0 + gamma(used.shape[0] + 2))  # norm_up of each column
         self.bias = np.abs(b_U)
         self.column_max = float(self.column.max()) if self.column.size else 0.0
         self.bias_max = float(self.bias.max()) if self.bias.size else 0.0

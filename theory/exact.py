@@ -79,8 +79,14 @@ class ExactDecider:
 
     def __init__(self, weights: TransformerWeights, precisions=PRECISIONS):
         self.weights, self.precisions = weights, precisions
-        self.bounded = BoundedForward(weights)
+        self._bounded = None  # built on the first decision: most verifications never need one
         self.rings = {"arb": _Ring("arb"), "fmpq": _Ring("fmpq")}
+
+    @property
+    def bounded(self) -> BoundedForward:
+        if self._bounded is None:
+            self._bounded = BoundedForward(self.weights)
+        return self._bounded
 
     def decide(self, tokens: np.ndarray, answer: int) -> int:
         tokens = np.asarray(tokens, dtype=np.int64)[None, :]

@@ -11,10 +11,13 @@ columns only. So the bound costs O(1) per hidden unit, not a second matrix produ
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import blas
 
 from theory.bounded import BoundedForward, MarginBatch, UnembeddingNorms, answer_margins, check_context
 from theory.rounding import (
@@ -35,6 +38,7 @@ from theory.weights import TransformerWeights
 FAST_MEMORY_BUDGET_BYTES = 256 * 2**20
 LOGIT_BLOCK_BYTES = 16 * 2**20  # one block of logits: small enough for its passes to stay in cache
 COLUMN_BLOCK = 2048  # attributes per logits block
+_POOL = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
 
 
 @dataclass
@@ -49,46 +53,62 @@ class BoundedRows:
 
 
 class SingleHopSides:
-    """Per-relation quantities and the prepared block, computed once per weights."""
+    """Per-relation quantities, with everything the MLP needs folded through W_in, computed once per weights."""
 
     def __init__(self, weights: TransformerWeights, columns: np.ndarray | None):
         if weights.n_layers != 1:
             raise ValueError("single_hop_residuals handles one-layer models; use theory.bounded.BoundedForward")
         check_context(weights, 2)
         self.weights = weights
-        N, R = weights.meta.N, weights.meta.R
-        self.block = BoundedForward(weights).blocks[0]
-        self.columns = np.arange(weights.d_model) if columns is None else np.asarray(columns)
+        N, R, d = weights.meta.N, weights.meta.R, weights.d_model
+        self.columns = np.arange(d) if columns is None else np.asarray(columns)
+        cols = self.columns
+        attn, mlp = weights.blocks[0].attn, weights.blocks[0].mlp
         x1 = weights.W_E[N : N + R]
         self.pos = None if weights.W_pos is None else weights.W_pos[:2]
         if self.pos is not None:
             x1, self.r1 = _with_position(x1, self.pos[1])
         else:
             self.r1 = np.zeros_like(x1)
-        self.x1 = x1
-        attn = weights.blocks[0].attn
+        self.x1_cols = x1[:, cols]
         self.q1 = [x1 @ attn.W_Q[h] for h in range(attn.n_heads)]
         self.k1 = [x1 @ attn.W_K[h] for h in range(attn.n_heads)]
-        self.out1 = [(x1 @ attn.W_V[h]) @ attn.W_O[h] for h in range(attn.n_heads)]
+        out1 = [(x1 @ attn.W_V[h]) @ attn.W_O[h] for h in range(attn.n_heads)]
+        self.out1_cols = [o[:, cols] for o in out1]
+        self.out1_W_in = [o @ mlp.W_in for o in out1]  # [R, d_mlp]: the relation side of the MLP input
+        self.x1_W_in = x1 @ mlp.W_in + mlp.b_in
         upper1 = np.abs(x1) + self.r1
         self.q1_up = [upper1 @ np.abs(attn.W_Q[h]) for h in range(attn.n_heads)]
         self.q1_c = [np.abs(x1) @ np.abs(attn.W_Q[h]) for h in range(attn.n_heads)]
         self.k1_up = [upper1 @ np.abs(attn.W_K[h]) for h in range(attn.n_heads)]
         self.k1_c = [np.abs(x1) @ np.abs(attn.W_K[h]) for h in range(attn.n_heads)]
-        self.out1_up = [_value_twin(upper1, attn, h) for h in range(attn.n_heads)]
-        self.out1_pert = [_value_twin(self.r1, attn, h) for h in range(attn.n_heads)]
+        self.out1_up = [norm_up(_value_twin(upper1, attn, h)) for h in range(attn.n_heads)]
+        self.out1_pert = [norm_up(_value_twin(self.r1, attn, h)) for h in range(attn.n_heads)]
         self.x1_up_norm = norm_up(upper1)
         self.r1_norm = norm_up(self.r1)
-        mlp = weights.blocks[0].mlp
+        # The subject side, reassociated (Lemma S7): x_0 (W_K q_1^T), x_0 (W_V W_O W_in), x_0 (W_V W_O)[:, cols]
+        H = attn.n_heads
+        self.key_query = [attn.W_K[h] @ self.q1[h].T for h in range(H)]  # [d, R]
+        self.key_query_up = [np.abs(attn.W_K[h]) @ self.q1_up[h].T * (1 + gamma(d + attn.d_head + 2)) for h in range(H)]
+        self.key_query_c = [np.abs(attn.W_K[h]) @ self.q1_c[h].T for h in range(H)]
+        value_out = [attn.W_V[h] @ attn.W_O[h] for h in range(H)]
+        self.value_in = [v @ mlp.W_in for v in value_out]  # [d, d_mlp]
+        self.value_cols = [v[:, cols] for v in value_out]  # [d, k]
+        # ||(|x| |W_V|)|W_O| || <= ||x|| || |W_V||W_O| ||_F (Cauchy-Schwarz row by row)
+        self.value_twin_norm = [float(np.sqrt(np.sum(((np.abs(attn.W_V[h]) @ np.abs(attn.W_O[h])) * (1 + gamma(d + attn.d_head + 2))) ** 2)))
+                                * (1 + gamma(d * d + 2)) for h in range(H)]
+        # Lemma S7: the attention stage and the MLP input form one multilinear stage (depth of both)
+        self.attn_depth = attention_output_depth(d, attn.n_heads, attn.d_head, 2)
+        self.pre_depth = self.attn_depth + mlp_in_depth(d)
         self.W_in_norms = UnembeddingNorms(mlp.W_in, mlp.b_in)
-        cols = self.columns
         self.W_out_cols = np.ascontiguousarray(mlp.W_out[:, cols])
-        self.abs_W_out_cols = np.abs(self.W_out_cols)
+        self.W_out_cols_T = np.ascontiguousarray(self.W_out_cols.T)
+        abs_W_out_cols = np.abs(self.W_out_cols)
         self.b_out_cols = mlp.b_out[cols]
-        # rho_pre[q, c] = alpha_q n_c + beta_c (Lemma S7), so rho_pre |W_out| = alpha_q (n |W_out|) + beta |W_out|
-        self.n_abs_W_out = self.W_in_norms.column @ self.abs_W_out_cols * (1 + gamma(mlp.d_mlp + 2))
-        self.beta = 8.0 * gamma(mlp_in_depth(weights.d_model)) * self.W_in_norms.bias + TINY
-        self.beta_abs_W_out = self.beta @ self.abs_W_out_cols * (1 + gamma(mlp.d_mlp + 2))
+        # rho_pre[q, c] = alpha_q n_c + beta_c, so rho_pre |W_out| = alpha_q (n |W_out|) + beta |W_out|
+        self.n_abs_W_out = self.W_in_norms.column @ abs_W_out_cols * (1 + gamma(mlp.d_mlp + 2))
+        beta = 8.0 * gamma(self.pre_depth) * self.W_in_norms.bias + TINY
+        self.beta_abs_W_out = beta @ abs_W_out_cols * (1 + gamma(mlp.d_mlp + 2))
         self.W_out_frobenius = float(np.sqrt(np.sum(self.W_out_cols**2))) * (1 + gamma(self.W_out_cols.size + 2))
         self.b_out_norm = float(norm_up(self.b_out_cols[None, :])[0])
 
@@ -103,35 +123,50 @@ def _value_twin(magnitudes: np.ndarray, attn, h: int) -> np.ndarray:
     return (magnitudes @ np.abs(attn.W_V[h])) @ np.abs(attn.W_O[h]) * (1 + gamma(attn.W_V.shape[1] + attn.d_head + 2))
 
 
+def _finite_rows(values: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """Rows of ``values`` with no NaN/inf, read off their norms (a non-finite norm is re-checked
+    entry by entry: squares of huge finite values overflow too)."""
+    finite = np.isfinite(norms)
+    doubtful = np.flatnonzero(~finite)
+    if len(doubtful):
+        finite[doubtful] = np.all(np.isfinite(values[doubtful]), axis=1)
+    return finite
+
+
 def bounded_single_hop_residuals(weights: TransformerWeights, subjects: np.ndarray, columns: np.ndarray | None = None,
                                  sides: SingleHopSides | None = None) -> BoundedRows:
-    """Final residual (on ``columns``) for every (s, r), s in ``subjects``, with norm radii: rows q = s * R + r."""
+    """Final residual (on ``columns``) for every (s, r), s in ``subjects``, with norm radii: rows q = s * R + r.
+
+    The MLP input is computed as (x_1 W_in + b_in) + sum_h a_0 ((x_0 W_V) W_O W_in) + a_1 (...):
+    subject and relation sides through W_in once each, so the widest product has one row per
+    subject, not per query (another association of the same monomials: Lemma S7).
+    """
     sides = sides or SingleHopSides(weights, columns)
-    N, R = weights.meta.N, weights.meta.R
-    attn, scale = weights.blocks[0].attn, weights.meta.attn_scale
+    R = weights.meta.R
+    attn, mlp, scale = weights.blocks[0].attn, weights.blocks[0].mlp, weights.meta.attn_scale
     d = weights.d_model
     x0 = weights.W_E[subjects]
     r0 = None
     if sides.pos is not None:
         x0, r0 = _with_position(x0, sides.pos[0])
     upper0 = np.abs(x0) if r0 is None else np.abs(x0) + r0
-    S = len(subjects)
-    z = np.empty((S, R, d))
-    z[...] = sides.x1[None, :, :]
-    scratch = np.empty_like(z)
+    S, k = len(subjects), len(sides.columns)
     # ||U - C|| and ||U|| of the attention stage (Lemma S7), accumulated per head
     pert = np.broadcast_to(sides.r1_norm[None, :], (S, R)).copy()
     upper = np.broadcast_to(sides.x1_up_norm[None, :], (S, R)).copy()
     finite = np.ones((S, R), dtype=bool)
     allowed = np.array([[True, True]])
+    depth = score_depth(d, attn.d_head)
+    weights0, weights1, subject_in, subject_cols = [], [], [], []
+    x0_norm = norm_up(upper0)
+    r0_norm = np.zeros(S) if r0 is None else norm_up(r0)
+    abs_x0 = np.abs(x0)
     for h in range(attn.n_heads):
-        k0 = x0 @ attn.W_K[h]
-        s10 = scale * k0 @ sides.q1[h].T  # [S, R]: the last position attends to the subject
+        s10 = scale * (x0 @ sides.key_query[h])  # [S, R]: the last position attends to the subject
         s11 = scale * np.einsum("re,re->r", sides.q1[h], sides.k1[h])  # [R]: and to itself
-        k0_up = upper0 @ np.abs(attn.W_K[h])
-        k0_c = np.abs(x0) @ np.abs(attn.W_K[h])
-        depth = score_depth(d, attn.d_head)
-        r10 = stage_radius(abs(scale) * k0_up @ sides.q1_up[h].T, abs(scale) * k0_c @ sides.q1_c[h].T, depth)
+        center10 = abs(scale) * (abs_x0 @ sides.key_query_c[h])
+        upper10 = abs(scale) * (upper0 @ sides.key_query_up[h])
+        r10 = stage_radius(upper10, center10, depth)
         r11 = stage_radius(abs(scale) * np.einsum("re,re->r", sides.q1_up[h], sides.k1_up[h]),
                            abs(scale) * np.einsum("re,re->r", sides.q1_c[h], sides.k1_c[h]), depth)
         finite &= np.isfinite(s10) & np.isfinite(s11)[None, :]
@@ -142,42 +177,70 @@ def bounded_single_hop_residuals(weights: TransformerWeights, subjects: np.ndarr
         radii = np.stack([r10, np.broadcast_to(r11[None, :], r10.shape)], axis=-1)
         pattern_radius = softmax_radius(np.stack([a0, a1], axis=-1), scores, radii, allowed)
         ra0, ra1 = pattern_radius[..., 0], pattern_radius[..., 1]
-        out0 = (x0 @ attn.W_V[h]) @ attn.W_O[h]  # [S, d_model]
-        z += np.multiply(a0[:, :, None], out0[:, None, :], out=scratch)
-        z += np.multiply(a1[:, :, None], sides.out1[h][None, :, :], out=scratch)
-        out0_up = norm_up(_value_twin(upper0, attn, h))
-        out1_up = norm_up(sides.out1_up[h])
-        out0_pert = 0.0 if r0 is None else norm_up(_value_twin(r0, attn, h))
-        out1_pert = norm_up(sides.out1_pert[h])
-        pert += ra0 * out0_up[:, None] + ra1 * out1_up[None, :] + a0 * (out0_pert if r0 is None else out0_pert[:, None]) + a1 * out1_pert[None, :]
-        upper += (a0 + ra0) * out0_up[:, None] + (a1 + ra1) * out1_up[None, :]
-    z = z.reshape(S * R, d)
+        out0_W_in = x0 @ sides.value_in[h]  # [S, d_mlp]: the subject side of the MLP input
+        finite &= np.isfinite(norm_up(out0_W_in))[:, None]
+        weights0.append(a0)
+        weights1.append(a1)
+        subject_in.append(out0_W_in)
+        subject_cols.append(x0 @ sides.value_cols[h])
+        out0_up = x0_norm * sides.value_twin_norm[h]
+        out0_pert = r0_norm * sides.value_twin_norm[h]
+        pert += ra0 * out0_up[:, None] + ra1 * sides.out1_up[h][None, :] + a0 * out0_pert[:, None] + a1 * sides.out1_pert[h][None, :]
+        upper += (a0 + ra0) * out0_up[:, None] + (a1 + ra1) * sides.out1_up[h][None, :]
     accumulated = 1.0 + 2.0 * gamma(6 * attn.n_heads + 4)  # the roundings of the two sums above
-    pert, upper, finite = pert.reshape(-1) * accumulated, upper.reshape(-1) * accumulated, finite.reshape(-1)
-    depth = attention_output_depth(d, attn.n_heads, attn.d_head, 2)
-    z_radius = (pert * INFLATE + 8.0 * gamma(depth) * upper + TINY * np.sqrt(d)) * INFLATE
-    z_upper = (norm_up(z) + z_radius) * INFLATE
-    finite &= np.all(np.isfinite(z), axis=1)
-    return _bounded_mlp_columns(sides, z, z_radius, z_upper, finite)
+    pert, upper = pert * accumulated, upper * accumulated
+    z_radius = (pert * INFLATE + 8.0 * gamma(sides.attn_depth) * upper + TINY * np.sqrt(d)) * INFLATE
+    z_upper = (upper * (1.0 + gamma(4)) + z_radius) * INFLATE  # |z_hat| <= C (1 + gamma) <= U
+    alpha = (pert * INFLATE + 8.0 * gamma(sides.pre_depth) * upper) * INFLATE  # rho_pre = alpha n_c + beta_c
+    out = np.empty((S, R, k))
+    hidden_norm = np.empty((S, R))
+    finite_hidden = np.ones((S, R), dtype=bool)
+    ones = np.ones(S)
 
+    def relation_block(r: int) -> None:
+        """The MLP for relation r: its [S, d_mlp] block stays in cache through every pass."""
+        pre = np.multiply(subject_in[0], weights0[0][:, r, None], out=np.empty_like(subject_in[0]))
+        for a0, side in zip(weights0[1:], subject_in[1:]):
+            pre += side * a0[:, r, None]
+        # relation side and bias: one product accumulated into pre (BLAS beta = 1)
+        left = np.stack([ones] + [w[:, r] for w in weights1], axis=1)
+        right = np.vstack([sides.x1_W_in[r][None, :]] + [side[r][None, :] for side in sides.out1_W_in])
+        pre = _accumulate_product(left, right, pre)
+        hidden = np.maximum(pre, 0.0, out=pre)
+        hidden_norm[:, r] = norm_up(hidden)
+        finite_hidden[:, r] = _finite_rows(hidden, hidden_norm[:, r])
+        z_r = np.empty((S, k))
+        z_r[...] = sides.x1_cols[r]
+        for a0, a1, cols0, cols1 in zip(weights0, weights1, subject_cols, sides.out1_cols):
+            z_r += a0[:, r, None] * cols0
+            z_r += a1[:, r, None] * cols1[r][None, :]
+        # W_out^T h^T: OpenBLAS is faster with the skinny side first
+        out[:, r, :] = z_r + ((sides.W_out_cols_T @ hidden.T).T + sides.b_out_cols)
 
-def _bounded_mlp_columns(sides: SingleHopSides, z, z_radius, z_upper, finite) -> BoundedRows:
-    """The MLP on rows z with norm radii, output on sides.columns only (Lemma S7)."""
-    mlp = sides.weights.blocks[0].mlp
-    d = sides.weights.d_model
-    cols = sides.columns
-    pre = z @ mlp.W_in
-    pre += mlp.b_in
-    finite &= np.all(np.isfinite(pre), axis=1)
-    hidden = np.maximum(pre, 0.0, out=pre)
-    out = z[:, cols] + (hidden @ sides.W_out_cols + sides.b_out_cols)
-    alpha = (z_radius * INFLATE + 8.0 * gamma(mlp_in_depth(d)) * z_upper) * INFLATE  # rho_pre = alpha n_c + beta_c
+    # numpy's elementwise passes run on one core and release the GIL: two relations at a time
+    list(_POOL.map(relation_block, range(R)))
+    out = out.reshape(S * R, k)
+    finite = (finite & finite_hidden).reshape(-1)
+    z_radius, z_upper, alpha, upper, hidden_norm = (v.reshape(-1) for v in (z_radius, z_upper, alpha, upper, hidden_norm))
+    finite &= _pre_cannot_overflow(sides, upper)
     pre_term = norm_up(alpha[:, None] * sides.n_abs_W_out[None, :] + sides.beta_abs_W_out[None, :])
-    hidden_norm = norm_up(hidden)
     out_upper = (z_upper + hidden_norm * sides.W_out_frobenius + pre_term + sides.b_out_norm) * INFLATE
-    radius = ((z_radius + pre_term) * INFLATE + 8.0 * gamma(mlp_out_depth(mlp.d_mlp)) * out_upper + TINY * np.sqrt(len(cols))) * INFLATE
-    finite &= np.all(np.isfinite(out), axis=1)
-    return BoundedRows(out, radius, (norm_up(out) + radius) * INFLATE, finite)
+    radius = ((z_radius + pre_term) * INFLATE + 8.0 * gamma(mlp_out_depth(mlp.d_mlp)) * out_upper + TINY * np.sqrt(k)) * INFLATE
+    out_norm = norm_up(out)
+    finite &= _finite_rows(out, out_norm)
+    return BoundedRows(out, radius, (out_norm + radius) * INFLATE, finite)
+
+
+def _accumulate_product(left: np.ndarray, right: np.ndarray, into: np.ndarray) -> np.ndarray:
+    """into + left @ right, written into ``into`` by BLAS (one pass instead of a product and a sum)."""
+    return blas.dgemm(1.0, right.T, left.T, beta=1.0, c=into.T, overwrite_c=True, trans_a=0, trans_b=0).T
+
+
+def _pre_cannot_overflow(sides: SingleHopSides, upper: np.ndarray) -> np.ndarray:
+    """ReLU hides a -inf MLP input; with every term finite it can only come from overflow of the
+    sum, which |pre| <= ||U_z|| n_c + |b_c| rules out below 2^1000."""
+    bound = upper * sides.W_in_norms.column_max + sides.W_in_norms.bias_max
+    return bound < 2.0**1000
 
 
 def single_hop_residuals(weights: TransformerWeights, subjects: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
@@ -197,12 +260,10 @@ def blocked_margins(residuals: np.ndarray, W_U: np.ndarray, b_U: np.ndarray | No
     best = np.full(len(answers), -np.inf)
     best_other = np.zeros(len(answers), dtype=np.int64)
     target = np.empty(len(answers))
-    finite = np.ones(len(answers), dtype=bool)
     for c0 in range(0, W_U.shape[1], column_block):
         block = residuals @ W_U[:, c0 : c0 + column_block]
         if b_U is not None:
             block += b_U[c0 : c0 + column_block]
-        finite &= np.all(np.isfinite(block), axis=1)
         inside = np.flatnonzero((answers >= c0) & (answers < c0 + block.shape[1]))
         target[inside] = block[inside, answers[inside] - c0]
         block[inside, answers[inside] - c0] = -np.inf
@@ -211,25 +272,20 @@ def blocked_margins(residuals: np.ndarray, W_U: np.ndarray, b_U: np.ndarray | No
         better = value > best  # strict: an equal value further right is not preferred
         best[better] = value[better]
         best_other[better] = index[better] + c0
-    margins = target - best
-    margins[~finite] = np.nan
-    return margins, best_other
+    return target - best, best_other
 
 
 def blocked_top2(residuals: np.ndarray, W_U: np.ndarray, b_U: np.ndarray | None, column_block: int = COLUMN_BLOCK):
     """Per row of ``residuals @ W_U + b_U``: the largest value and its lowest index, and the largest
-    value among the other columns and its lowest index, by blocks of columns (left to right);
-    a row with a non-finite logit gets NaN values."""
+    value among the other columns and its lowest index, by blocks of columns (left to right)."""
     n = residuals.shape[0]
     rows = np.arange(n)
     t1, t2 = np.full(n, -np.inf), np.full(n, -np.inf)
     i1, i2 = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    finite = np.ones(n, dtype=bool)
     for c0 in range(0, W_U.shape[1], column_block):
         block = residuals @ W_U[:, c0 : c0 + column_block]
         if b_U is not None:
             block += b_U[c0 : c0 + column_block]
-        finite &= np.all(np.isfinite(block), axis=1)
         j1 = block.argmax(axis=1)
         b1 = block[rows, j1]
         block[rows, j1] = -np.inf
@@ -243,8 +299,6 @@ def blocked_top2(residuals: np.ndarray, W_U: np.ndarray, b_U: np.ndarray | None,
         n2_idx = np.where(new_first, np.where(second_from_old_first, i1, j2), np.where(t2 >= b1, i2, j1))
         t1, i1 = np.where(new_first, b1, t1), np.where(new_first, j1, i1)
         t2, i2 = n2_val, n2_idx
-    t1[~finite] = np.nan
-    t2[~finite] = np.nan
     return t1, i1, t2, i2
 
 
@@ -275,8 +329,6 @@ def deduplicated_margins(residuals: np.ndarray, W_U: np.ndarray, b_U: np.ndarray
         if b_U is not None:
             logit += b_U[answers[off]]
         margins[off] = np.minimum(logit - t1[off], 0.0)  # idx1 != answer: a rival is at least as large
-        margins[off[~np.isfinite(logit)]] = np.nan
-    margins[np.isnan(t1)] = np.nan
     return margins, np.where(at_top, i2, i1)
 
 
@@ -317,9 +369,11 @@ class FastScan:
         self.b_U = weights.b_U if np.any(weights.b_U != 0) else None
         self.norms = UnembeddingNorms(weights.W_U, weights.b_U, rows=self.support)
         self.column_block = min(COLUMN_BLOCK, weights.meta.d_vocab_out)
-        width = 6 * weights.d_model + 3 * max(b.mlp.d_mlp for b in weights.blocks)
-        self.step = max(1, LOGIT_BLOCK_BYTES // (8 * R * (2 * self.column_block + width + 8)))
-        # residual rows, unique rows, inverse, answers and four top-2 arrays: about 2K + 10 numbers per query
+        d_mlp = max(b.mlp.d_mlp for b in weights.blocks)
+        # subjects per residual chunk: a few [R, d_mlp] and [R, d_model] arrays per subject
+        self.step = max(1, min(N, budget // (8 * 6 * R * (weights.d_model + d_mlp))))
+        self.rows_per_block = max(1, LOGIT_BLOCK_BYTES // (8 * self.column_block))  # residual rows per logits block
+        # residual rows, unique rows, inverse, answers and four top-2 arrays: about 2K + 14 numbers per query
         self.deduplicate = 8 * N * R * (2 * len(self.support) + 14) <= budget
         self.chunk_queries = (N if self.deduplicate else self.step) * R
         self.sides = SingleHopSides(weights, self.support) if weights.n_layers == 1 else None
@@ -329,7 +383,16 @@ class FastScan:
 
     def batch(self, rows: BoundedRows, answers: np.ndarray, margins, best_other) -> MarginBatch:
         target, rival = self.norms.radii(rows.radius_norm, rows.upper_norm, answers, self.weights.d_model)
-        return MarginBatch(margins, best_other, target, rival, rows.finite & np.isfinite(margins))
+        return MarginBatch(margins, best_other, target, rival, rows.finite & self.logits_finite(rows))
+
+    def logits_finite(self, rows: BoundedRows) -> np.ndarray:
+        """Every logit of a row is finite: certain when ||x|| ||w_a|| + |b_a| < 2^1000 (Cauchy-Schwarz),
+        checked logit by logit for the rare rows beyond that."""
+        finite = rows.finite & (rows.upper_norm * self.norms.column_max + self.norms.bias_max < 2.0**1000)
+        for i in np.flatnonzero(rows.finite & ~finite):
+            logits = rows.center[i] @ self.W_U + (0.0 if self.b_U is None else self.b_U)
+            finite[i] = bool(np.all(np.isfinite(logits)))
+        return finite
 
     def batches(self):
         """(first subject, stop subject, MarginBatch) covering every query in order."""
@@ -346,8 +409,16 @@ class FastScan:
             stop = min(first + self.step, N)
             rows = self.rows(np.arange(first, stop))
             answers = facts_T[first:stop].reshape(-1)
-            margins, best_other = blocked_margins(rows.center, self.W_U, self.b_U, answers, self.column_block)
+            margins, best_other = self.margins(rows.center, answers)
             yield first, stop, self.batch(rows, answers, margins, best_other)
+
+    def margins(self, residuals: np.ndarray, answers: np.ndarray):
+        """blocked_margins over blocks of rows small enough for each logits block to stay in cache."""
+        parts = [blocked_margins(residuals[i : i + self.rows_per_block], self.W_U, self.b_U, answers[i : i + self.rows_per_block],
+                                 self.column_block) for i in range(0, len(answers), self.rows_per_block)]
+        if not parts:
+            return np.empty(0), np.empty(0, dtype=np.int64)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def query_batch(self, indices: np.ndarray) -> tuple[np.ndarray, MarginBatch]:
         """Margins of chosen queries (sorted indices), computing the rows of their subjects only."""
@@ -357,7 +428,7 @@ class FastScan:
         where = np.searchsorted(subjects, indices // R) * R + indices % R
         picked = BoundedRows(rows.center[where], rows.radius_norm[where], rows.upper_norm[where], rows.finite[where])
         answers = self.instance.facts[indices % R, indices // R]
-        margins, best_other = blocked_margins(picked.center, self.W_U, self.b_U, answers, self.column_block)
+        margins, best_other = self.margins(picked.center, answers)
         return answers, self.batch(picked, answers, margins, best_other)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import zipfile
 from dataclasses import dataclass
 
@@ -23,18 +24,67 @@ class LoadedModel:
     spec: ConstructionSpec | None = None
 
 
+NARROWING_CHUNK = 1 << 18  # elements converted and compared at a time, so each pass stays in cache
+STORED_ABOVE_BYTES = 64 * 2**20  # larger members are stored uncompressed: deflate would cost seconds per 100 MB
+
+
+def narrowest_float(array: np.ndarray) -> np.ndarray:
+    """``array`` in the narrowest float dtype that holds every value exactly (docs/FORMAT.md §1:
+    readers convert to float64), so ±1 codes take 2 bytes."""
+    array = np.asarray(array)
+    if array.dtype.kind != "f":
+        return array
+    flat = array.reshape(-1)
+    for dtype in (np.float16, np.float32):
+        if np.dtype(dtype).itemsize >= array.dtype.itemsize:
+            break
+        narrow = np.empty(flat.shape, dtype=dtype)
+        exact = True
+        for start in range(0, flat.size, NARROWING_CHUNK):
+            part = flat[start : start + NARROWING_CHUNK]
+            narrow[start : start + NARROWING_CHUNK] = part
+            if not np.array_equal(narrow[start : start + NARROWING_CHUNK], part):
+                exact = False
+                break
+        if exact:
+            return narrow.reshape(array.shape)
+    return array
+
+
 def save_model(path, weights: TransformerWeights, instance: Instance, spec: ConstructionSpec | None = None) -> None:
-    """Write weights, facts and meta (with the spec under meta.extra.spec) to ``path``."""
+    """Write weights, facts and meta (with the spec under meta.extra.spec) to ``path``.
+
+    Every float array is stored in its narrowest exact dtype and deflated at level 1 (fast); the
+    file is written beside ``path`` and renamed over it, so an interrupted write never leaves a
+    file that looks complete.
+    """
     if (instance.N, instance.R) != (weights.meta.N, weights.meta.R):
         raise ValueError("instance and weights disagree on N or R")
     meta = weights.meta.to_json_dict()
     if spec is not None:
         meta["extra"] = {**meta["extra"], "spec": spec.to_json_dict()}
-    arrays = dict(weights.named_arrays())
+    arrays = {name: narrowest_float(array) for name, array in weights.named_arrays().items()}
     arrays["facts"] = instance.facts
     arrays["meta"] = np.array(json.dumps(meta))
-    with open(path, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=".georecall-", suffix=".npz.part", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+            for name, array in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_STORED if array.nbytes > STORED_ABOVE_BYTES else zipfile.ZIP_DEFLATED
+                info._compresslevel = 1  # the name of ZipInfo.compress_level before Python 3.13
+                with archive.open(info, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a weights file is not
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
 
 
 def load_model(path) -> LoadedModel:
@@ -58,6 +108,9 @@ def load_model(path) -> LoadedModel:
     meta = ModelMeta.from_json_dict(meta_json)
     spec_json = meta.extra.get("spec")
     instance = Instance.from_arrays(arrays.pop("facts"))
+    for name in list(arrays):  # one array at a time: narrow stored dtypes never coexist with all of float64
+        if arrays[name].dtype.kind == "f" and arrays[name].dtype != np.float64:
+            arrays[name] = arrays[name].astype(np.float64)
     weights = TransformerWeights.from_named_arrays(arrays, meta)
     unknown = sorted(set(arrays) - set(weights.named_arrays()))
     if unknown:
