@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from theory.rounding import overflow_is_a_verdict
 from theory.bounded import BoundedForward, UnembeddingNorms
 from theory.exact import ExactDecider
 from theory.fast import FAST_MEMORY_BUDGET_BYTES, FastScan
@@ -97,6 +98,7 @@ def nearest_code_structure(weights: TransformerWeights) -> NearestCode | None:
     return NearestCode(support, codes, distance, bias)
 
 
+@overflow_is_a_verdict
 def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
                        max_listed: int = 10, max_exact: int = DEFAULT_MAX_EXACT, structure: NearestCode | None = None,
                        progress=None) -> "RecallReport":

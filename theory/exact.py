@@ -89,34 +89,49 @@ class ExactDecider:
         return self._bounded
 
     def decide(self, tokens: np.ndarray, answer: int) -> int:
-        tokens = np.asarray(tokens, dtype=np.int64)[None, :]
-        x, rx, finite = self.bounded.final_residual(tokens)
-        if not finite[0]:
-            return FAILURE
-        logits = (x @ self.weights.W_U + self.weights.b_U)[0]
-        if not np.all(np.isfinite(logits)):
-            return FAILURE
-        norms = self.bounded.norms
+        return int(self.decide_many(np.asarray(tokens)[None, :], np.array([answer]))[0])
+
+    def decide_many(self, tokens: np.ndarray, answers: np.ndarray, batch: int = 1024) -> np.ndarray:
+        """Classes for several queries: the per-rival float64 test (Lemma S4 with each column's own
+        norm) on the bounded reference, vectorised; ball arithmetic only for what it leaves open."""
+        tokens = np.asarray(tokens, dtype=np.int64)
+        answers = np.asarray(answers, dtype=np.int64)
+        result = np.empty(len(answers), dtype=np.int8)
+        for begin in range(0, len(answers), batch):
+            rows = slice(begin, begin + batch)
+            result[rows] = self._decide_batch(tokens[rows], answers[rows])
+        return result
+
+    def _decide_batch(self, tokens: np.ndarray, answers: np.ndarray) -> np.ndarray:
         from theory.rounding import logit_radius, norm_up
 
-        radius = logit_radius(norm_up(rx)[0], norm_up(np.abs(x) + rx)[0], norms.column, norms.bias, self.weights.d_model)
-        gap = logits[answer] - logits
-        bound = (radius[answer] + radius) * INFLATE
-        gap[answer] = np.inf
-        if np.all(gap > bound):
-            return ROBUST
-        if np.any(gap < -bound):
-            return FAILURE
-        rivals = np.flatnonzero(~(gap > bound))
-        signs = None
+        x, rx, finite = self.bounded.final_residual(tokens)
+        logits = x @ self.weights.W_U + self.weights.b_U
+        finite = finite & np.all(np.isfinite(logits), axis=1)
+        norms = self.bounded.norms
+        radius = logit_radius(norm_up(rx)[:, None], norm_up(np.abs(x) + rx)[:, None], norms.column[None, :], norms.bias[None, :],
+                              self.weights.d_model)
+        rows = np.arange(len(answers))
+        gap = logits[rows, answers][:, None] - logits
+        bound = (radius[rows, answers][:, None] + radius) * INFLATE
+        gap[rows, answers] = np.inf
+        classes = np.full(len(answers), -1, dtype=np.int8)
+        classes[np.all(gap > bound, axis=1)] = ROBUST
+        classes[np.any(gap < -bound, axis=1)] = FAILURE
+        classes[~finite] = FAILURE
+        for i in np.flatnonzero(classes < 0):
+            classes[i] = self._decide_exactly(tokens[i], int(answers[i]), np.flatnonzero(~(gap[i] > bound[i])))
+        return classes
+
+    def _decide_exactly(self, tokens: np.ndarray, answer: int, rivals: np.ndarray) -> int:
         for prec in self.precisions:
-            signs = self._signs("arb", prec, tokens[0], answer, rivals)
+            signs = self._signs("arb", prec, tokens, answer, rivals)
             if any(s is not None and s <= 0 for s in signs):
                 return FAILURE
             if all(s == 1 for s in signs):
                 return FRAGILE
         try:
-            signs = self._signs("fmpq", 0, tokens[0], answer, rivals)
+            signs = self._signs("fmpq", 0, tokens, answer, rivals)
         except _Transcendental:
             return UNPROVEN
         return FRAGILE if all(s == 1 for s in signs) else FAILURE

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import blas
 
+from theory.rounding import overflow_is_a_verdict
 from theory.bounded import BoundedForward, MarginBatch, UnembeddingNorms, answer_margins, check_context
 from theory.rounding import (
     INFLATE,
@@ -332,6 +333,7 @@ def deduplicated_margins(residuals: np.ndarray, W_U: np.ndarray, b_U: np.ndarray
     return margins, np.where(at_top, i2, i1)
 
 
+@overflow_is_a_verdict
 def verify_single_hop_fast(weights: TransformerWeights, instance, *, memory_budget_bytes: int | None = None, max_listed: int = 10,
                            max_exact: int | None = None, progress=None):
     """Brute force over every single-hop query, through bounded_single_hop_residuals, W_U's non-zero

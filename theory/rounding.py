@@ -30,6 +30,19 @@ SOFTMAX_ETA_LIMIT = 0.25  # beyond it the pattern radius is the trivial 1 + 2^-4
 PATTERN_RADIUS_CAP = 1.0 + 2.0**-40
 
 
+def overflow_is_a_verdict(function):
+    """Run ``function`` with numpy's overflow/invalid warnings off: a NaN or inf in a query's
+    computation is a failure of that query (rule N, docs/theorems/soundness.md), not a warning."""
+    import functools
+
+    @functools.wraps(function)
+    def quiet(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            return function(*args, **kwargs)
+
+    return quiet
+
+
 def gamma(n: int) -> float:
     """Higham's gamma_n = n u / (1 - n u), the bound on |prod_{i<=n} (1 + delta_i) - 1|."""
     nu = n * UNIT_ROUNDOFF

@@ -113,9 +113,14 @@ class VerdictAccumulator:
         status = classify(batch) if status is None else status
         undecided = np.flatnonzero(status < 0)
         if len(undecided):
-            chunk = query_set.take(indices[undecided])
-            for i, pos in enumerate(undecided):
-                status[pos] = self._redecide(chunk.tokens[i], int(chunk.answers[i]))
+            room = 0 if self.decider is None else max(0, self.max_exact - self.exact_decided)
+            decided, skipped = undecided[:room], undecided[room:]
+            if len(decided):
+                chunk = query_set.take(indices[decided])
+                status[decided] = self.decider.decide_many(chunk.tokens, chunk.answers)
+                self.exact_decided += len(decided)
+            status[skipped] = UNPROVEN
+            self.exact_skipped += len(skipped)
         margins = np.where(np.isnan(batch.margins), -np.inf, batch.margins)
         margins = np.where(batch.finite, margins, -np.inf)
         self.status[positions] = np.maximum(self.status[positions], status)
@@ -127,13 +132,6 @@ class VerdictAccumulator:
                 if len(chosen):
                     chunk = query_set.take(indices[chosen])
                     listed.extend(offender_record(query_set, chunk, i, pos, batch) for i, pos in enumerate(chosen))
-
-    def _redecide(self, tokens: np.ndarray, answer: int) -> int:
-        if self.decider is None or self.exact_decided >= self.max_exact:
-            self.exact_skipped += 1
-            return UNPROVEN
-        self.exact_decided += 1
-        return self.decider.decide(tokens, answer)
 
     def set_status(self, positions: np.ndarray, status: int, margins: np.ndarray) -> None:
         """Record queries decided without a forward pass (the certificate's proven bounds)."""

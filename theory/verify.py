@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from theory.rounding import overflow_is_a_verdict
 from theory.bounded import BoundedForward, answer_margins, check_context  # noqa: F401 (answer_margins: the plain definition)
 from theory.exact import ExactDecider
 from theory.instance import Instance
@@ -41,6 +42,7 @@ def chunk_size_for(weights: TransformerWeights, seq_len: int, memory_budget_byte
     return max(1, int(memory_budget_bytes // per_query))
 
 
+@overflow_is_a_verdict
 def verify_queries(
     weights: TransformerWeights,
     query_set,
@@ -192,6 +194,7 @@ def choose_single_hop_path(weights: TransformerWeights, structure=None) -> str:
     return "fast" if weights.n_layers == 1 else "reference"
 
 
+@overflow_is_a_verdict
 def verify_model(weights: TransformerWeights, instance: Instance, hops: int | None = None, *, path: str = "auto",
                  forward=None, max_listed: int = 10, **options) -> RecallReport:
     """Check every query kind the weights declare (meta.query_kinds); per-kind reports in details.kinds.
