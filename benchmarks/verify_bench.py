@@ -1,4 +1,4 @@
-"""Verification benchmark: every path against the plain reference on the same inputs, in one run.
+"""Verification benchmark: every path against the plain (bounded reference) path on the same inputs, in one run.
 
 Each (case, path) runs in a fresh child process, so its peak RSS is its own. Ratios are against
 the plain reference path of the same case measured in the same run; where the plain path would
@@ -70,6 +70,8 @@ def run_path(case, path, queue):
             indices = np.arange(PLAIN_SLICE_ABOVE)
             scale = queries.total / PLAIN_SLICE_ABOVE
         report = verify_queries(weights, queries, indices=indices)
+    elif path == "auto":  # what `georecall verify FILE` runs
+        report = verify_model(weights, instance, max_queries=None)
     elif path == "certify":
         report = certify_single_hop(weights, instance)
     elif path == "fast_brute_force":
@@ -82,6 +84,7 @@ def run_path(case, path, queue):
         raise ValueError(path)
     seconds = (time.perf_counter() - started) * scale
     queue.put({"seconds": seconds, "scaled": scale != 1.0, "exact": report.exact_recall, "failures": report.failures,
+               "robust": report.robust, "fragile": report.fragile, "unproven": report.unproven,
                "queries": report.queries, "min_margin": report.min_margin,
                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)})
 
@@ -99,7 +102,7 @@ def cases(args):
     for log_n in args.sizes:
         if "single" in args.cases:
             # The torch path multiplies the dense W_U (d_model x N); on CPU it pays off only below 2^13.
-            yield ("single", 2**log_n, args.R, {"codebook": "binary"}), ["plain", "certify", "fast_brute_force"] + (["torch_cpu"] if log_n <= 12 else [])
+            yield ("single", 2**log_n, args.R, {"codebook": "binary"}), ["plain", "auto", "certify", "fast_brute_force"] + (["torch_cpu"] if log_n <= 12 else [])
         if "shared" in args.cases:
             # Above 2^12 the certificate declines nearly every query of this under-sized d (its fallback
             # is brute force) and the torch path multiplies the dense W_U: only plain and fast run.
@@ -131,7 +134,8 @@ def main():
                 "case": kind, "N": N, "R": R, "options": " ".join(f"{k}={v}" for k, v in options.items()),
                 "path": "plain_extrapolated" if result["scaled"] else path, "seconds": round(result["seconds"], 3),
                 "ratio_vs_plain": round(plain / result["seconds"], 2), "peak_rss_mb": result["peak_rss_mb"],
-                "exact": result["exact"], "failures": result["failures"], "queries_checked": result["queries"],
+                "exact": result["exact"], "robust": result["robust"], "fragile": result["fragile"], "unproven": result["unproven"],
+                "failures": result["failures"], "queries_checked": result["queries"],
                 "min_margin": result["min_margin"], "machine": machine(),
             })
             print({k: v for k, v in rows[-1].items() if k != "machine"}, flush=True)

@@ -82,10 +82,11 @@ def _certificate_check(N: int, R: int) -> TheoremCheck:
         instance = Instance.random(N, R, 0)
         weights = build_construction("block", instance).weights
         fast, plain = certify_single_hop(weights, instance), verify_single_hop(weights, instance)
-        same = fast.exact_recall == plain.exact_recall and fast.failures == plain.failures and abs(fast.min_margin - plain.min_margin) <= 1e-9
+        classes = [(r.robust, r.fragile, r.unproven, r.failures) for r in (fast, plain)]
+        same = classes[0] == classes[1] and abs(fast.min_margin - plain.min_margin) <= 1e-6 * max(1.0, abs(plain.min_margin))
         return same and fast.exact_recall, f"certified {fast.summary()}; brute force {plain.summary()}"
 
-    return inequality_check("Certificate", "a certified verdict equals brute force (verdict, failures, margin within 1e-9)",
+    return inequality_check("Certificate", "a certified verdict equals brute force (every verdict class; margin within 1e-6, relative)",
                             "docs/theorems/certificate.md", f"N={N}, R={R}", evaluate)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from theory.rounding import overflow_is_a_verdict
 from theory.bounded import BoundedForward, UnembeddingNorms
 from theory.exact import ExactDecider
-from theory.fast import FAST_MEMORY_BUDGET_BYTES, FastScan
+from theory.fast import FAST_MEMORY_BUDGET_BYTES, FastScan, map_in_threads
 from theory.geometry import min_squared_distance
 from theory.instance import Instance
 from theory.queries import SingleHopQueries
@@ -117,10 +117,14 @@ def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memor
         per_subject = 8 * 6 * R * (weights.d_model + max(b.mlp.d_mlp for b in weights.blocks))
         step = max(1, memory_budget_bytes // per_subject)
         D, B = structure.distance, structure.bias_gap
-        for first in range(0, N, step):
-            subjects = np.arange(first, min(first + step, N))
-            begin, end = first * R, (subjects[-1] + 1) * R
-            center, radius, upper, finite = _residual_rows(weights, queries, subjects, begin, end, scan, bounded, structure.support)
+        chunks = [np.arange(first, min(first + step, N)) for first in range(0, N, step)]
+
+        def chunk_rows(subjects):
+            begin, end = int(subjects[0]) * R, (int(subjects[-1]) + 1) * R
+            return _residual_rows(weights, queries, subjects, begin, end, scan, bounded, structure.support)
+
+        for subjects, (center, radius, upper, finite) in zip(chunks, map_in_threads(chunk_rows, chunks)):
+            begin, end = int(subjects[0]) * R, (int(subjects[-1]) + 1) * R
             answers = instance.facts.T[subjects].reshape(-1)
             diff = center - structure.codes[answers]
             r = (np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + gamma(diff.shape[1] + 3)) + radius) * INFLATE

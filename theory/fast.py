@@ -39,7 +39,31 @@ from theory.weights import TransformerWeights
 FAST_MEMORY_BUDGET_BYTES = 256 * 2**20
 LOGIT_BLOCK_BYTES = 16 * 2**20  # one block of logits: small enough for its passes to stay in cache
 COLUMN_BLOCK = 2048  # attributes per logits block
-_POOL = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+WORKERS = max(1, min(4, os.cpu_count() or 1))
+_POOL = ThreadPoolExecutor(max_workers=WORKERS)
+
+
+def map_in_threads(function, items):
+    """``map(function, items)`` in order, WORKERS chunks at a time, with BLAS held to one thread.
+
+    The products here are small: one BLAS thread per chunk, and chunks side by side, run about
+    twice as fast on two cores as multithreaded BLAS on one chunk (measured: 61 ms against 113 ms
+    per chunk at N = 2^18). At most 2 * WORKERS results wait at once, so memory stays bounded.
+    """
+    from collections import deque
+    from itertools import islice
+
+    from threadpoolctl import threadpool_limits
+
+    items = iter(items)
+    with threadpool_limits(limits=1, user_api="blas"):
+        pending = deque(_POOL.submit(function, item) for item in islice(items, 2 * WORKERS))
+        while pending:
+            result = pending.popleft().result()
+            for item in items:
+                pending.append(_POOL.submit(function, item))
+                break
+            yield result
 
 
 @dataclass
@@ -218,8 +242,8 @@ def bounded_single_hop_residuals(weights: TransformerWeights, subjects: np.ndarr
         # W_out^T h^T: OpenBLAS is faster with the skinny side first
         out[:, r, :] = z_r + ((sides.W_out_cols_T @ hidden.T).T + sides.b_out_cols)
 
-    # numpy's elementwise passes run on one core and release the GIL: two relations at a time
-    list(_POOL.map(relation_block, range(R)))
+    for r in range(R):
+        relation_block(r)
     out = out.reshape(S * R, k)
     finite = (finite & finite_hidden).reshape(-1)
     z_radius, z_upper, alpha, upper, hidden_norm = (v.reshape(-1) for v in (z_radius, z_upper, alpha, upper, hidden_norm))
@@ -380,6 +404,10 @@ class FastScan:
         self.chunk_queries = (N if self.deduplicate else self.step) * R
         self.sides = SingleHopSides(weights, self.support) if weights.n_layers == 1 else None
 
+    def subject_chunks(self):
+        N = self.instance.N
+        return (np.arange(first, min(first + self.step, N)) for first in range(0, N, self.step))
+
     def rows(self, subjects: np.ndarray) -> BoundedRows:
         return bounded_single_hop_residuals(self.weights, subjects, self.support, self.sides)
 
@@ -401,15 +429,14 @@ class FastScan:
         N, R = self.instance.N, self.instance.R
         facts_T = self.instance.facts.T
         if self.deduplicate:
-            parts = [self.rows(np.arange(f, min(f + self.step, N))) for f in range(0, N, self.step)]
+            parts = list(map_in_threads(self.rows, self.subject_chunks()))
             rows = BoundedRows(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("center", "radius_norm", "upper_norm", "finite")))
             answers = facts_T.reshape(-1)
             margins, best_other = deduplicated_margins(rows.center, self.W_U, self.b_U, answers, self.column_block)
             yield 0, N, self.batch(rows, answers, margins, best_other)
             return
-        for first in range(0, N, self.step):
-            stop = min(first + self.step, N)
-            rows = self.rows(np.arange(first, stop))
+        for subjects, rows in zip(self.subject_chunks(), map_in_threads(self.rows, self.subject_chunks())):
+            first, stop = int(subjects[0]), int(subjects[-1]) + 1
             answers = facts_T[first:stop].reshape(-1)
             margins, best_other = self.margins(rows.center, answers)
             yield first, stop, self.batch(rows, answers, margins, best_other)
