@@ -215,7 +215,7 @@ def bounded_single_hop_residuals(weights: TransformerWeights, subjects: np.ndarr
     accumulated = 1.0 + 2.0 * gamma(6 * attn.n_heads + 4)  # the roundings of the two sums above
     pert, upper = pert * accumulated, upper * accumulated
     z_radius = (pert * INFLATE + 8.0 * gamma(sides.attn_depth) * upper + TINY * np.sqrt(d)) * INFLATE
-    z_upper = (upper * (1.0 + gamma(4)) + z_radius) * INFLATE  # |z_hat| <= C (1 + gamma) <= U
+    z_upper = (upper * (1.0 + gamma(sides.attn_depth)) + z_radius) * INFLATE  # |z_hat| <= C (1 + gamma_m) <= U (1 + gamma_m)
     alpha = (pert * INFLATE + 8.0 * gamma(sides.pre_depth) * upper) * INFLATE  # rho_pre = alpha n_c + beta_c
     out = np.empty((S, R, k))
     hidden_norm = np.empty((S, R))
