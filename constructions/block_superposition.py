@@ -44,9 +44,11 @@ def block_subject_embeddings(instance: Instance, codebook: Codebook, out: np.nda
     layout = block_layout(R, d0)
     rows = np.empty((instance.N, layout.d_model)) if out is None else out
     rows[:, R * d0 :] = 0.0
-    blocks = rows[:, : R * d0].reshape(instance.N, R, d0)  # a view: block r of every subject row
-    for r in range(R):  # facts[r] is f_r as an array: codes[facts[r]] is block r for every subject at once
-        blocks[:, r, :] = codebook.codes[instance.facts[r]]
+    facts_T = instance.facts.T
+    step = 1 << 14  # subjects at a time: codes[facts.T[chunk]] is their [chunk, R, d0] blocks, still in cache when copied
+    for first in range(0, instance.N, step):
+        chunk = codebook.codes[facts_T[first : first + step]]
+        rows[first : first + step, : R * d0] = chunk.reshape(len(chunk), R * d0)
     return rows
 
 

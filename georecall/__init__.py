@@ -13,12 +13,26 @@ Notebook API::
 Gradient descent (needs PyTorch): ``from experiments.train import train``.
 """
 
-from bounds import bounds_summary, compare, generic_min_d, max_N
-from constructions import Construction, build_construction, retarget
-from georecall.testing import assert_exact_recall, assert_respects_bounds
-from georecall.tradeoff import plot_tradeoff, tradeoff
-from theory import Instance, RecallReport, load_model, save_model, verify_single_hop
-from theory.verify import verify_model
+import importlib
+
+# Names resolve on first use (PEP 562): `import georecall` (the command line, the pytest plugin)
+# does not pay for sympy and matplotlib unless the bounds or the plots are asked for.
+_HOMES = {
+    "bounds_summary": "bounds", "compare": "bounds", "generic_min_d": "bounds", "max_N": "bounds",
+    "Construction": "constructions", "build_construction": "constructions", "retarget": "constructions",
+    "assert_exact_recall": "georecall.testing", "assert_respects_bounds": "georecall.testing",
+    "plot_tradeoff": "georecall.tradeoff", "tradeoff": "georecall.tradeoff",
+    "Instance": "theory", "RecallReport": "theory", "load_model": "theory", "save_model": "theory",
+    "verify_single_hop": "theory", "verify_model": "theory.verify",
+}
+
+
+def __getattr__(name):
+    if name in _HOMES:
+        value = getattr(importlib.import_module(_HOMES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'georecall' has no attribute {name!r}")
 
 __all__ = [
     "Instance",

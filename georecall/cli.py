@@ -12,9 +12,7 @@ from constructions.codebooks import CODEBOOKS
 from constructions.codebooks import make_codebook
 from constructions.registry import CONSTRUCTIONS, build_construction
 from constructions.shared_space import empirical_threshold_d, shared_space_dimensions
-from bounds import bounds_summary, compare, max_N
 from georecall.tables import format_table
-from georecall.tradeoff import SERIES, plot_tradeoff, tradeoff
 from theory.spec import ConstructionSpec
 from theory.instance import Instance
 from theory.io import load_model, save_model
@@ -316,6 +314,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_tradeoff(args) -> int:
+    from georecall.tradeoff import SERIES, plot_tradeoff, tradeoff
+
     rows = tradeoff(args.d, args.R, args.precision, args.max_hops)
     result = {"d": args.d, "R": args.R, "precision": args.precision, "series": SERIES, "rows": rows}
     if args.plot:
@@ -373,6 +373,8 @@ def cmd_threshold(args) -> int:
 
 
 def cmd_bounds(args) -> int:
+    from bounds import bounds_summary, max_N
+
     summary = bounds_summary(args.N, args.R, args.hops, args.precision, args.cot, args.chains, args.delta)
     if args.d is not None:
         summary["d"] = args.d
@@ -399,6 +401,8 @@ def load_comparable(path: str):
 
 
 def cmd_compare(args) -> int:
+    from bounds import compare
+
     result = compare(load_comparable(args.file), args.precision)
     if args.json:
         print(json.dumps(result.to_json_dict()))

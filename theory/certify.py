@@ -23,7 +23,8 @@ import numpy as np
 from theory.rounding import overflow_is_a_verdict
 from theory.bounded import BoundedForward, UnembeddingNorms
 from theory.exact import ExactDecider
-from theory.fast import FAST_MEMORY_BUDGET_BYTES, FastScan, map_in_threads
+from theory.fast import FAST_MEMORY_BUDGET_BYTES, FastScan
+from theory.parallel import map_in_threads
 from theory.geometry import min_squared_distance
 from theory.instance import Instance
 from theory.queries import SingleHopQueries

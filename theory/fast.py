@@ -11,14 +11,13 @@ columns only. So the bound costs O(1) per hidden unit, not a second matrix produ
 
 from __future__ import annotations
 
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import blas
 
+from theory.parallel import map_in_threads
 from theory.rounding import overflow_is_a_verdict
 from theory.bounded import BoundedForward, MarginBatch, UnembeddingNorms, answer_margins, check_context
 from theory.rounding import (
@@ -39,31 +38,7 @@ from theory.weights import TransformerWeights
 FAST_MEMORY_BUDGET_BYTES = 256 * 2**20
 LOGIT_BLOCK_BYTES = 16 * 2**20  # one block of logits: small enough for its passes to stay in cache
 COLUMN_BLOCK = 2048  # attributes per logits block
-WORKERS = max(1, min(4, os.cpu_count() or 1))
-_POOL = ThreadPoolExecutor(max_workers=WORKERS)
 
-
-def map_in_threads(function, items):
-    """``map(function, items)`` in order, WORKERS chunks at a time, with BLAS held to one thread.
-
-    The products here are small: one BLAS thread per chunk, and chunks side by side, run about
-    twice as fast on two cores as multithreaded BLAS on one chunk (measured: 61 ms against 113 ms
-    per chunk at N = 2^18). At most 2 * WORKERS results wait at once, so memory stays bounded.
-    """
-    from collections import deque
-    from itertools import islice
-
-    from threadpoolctl import threadpool_limits
-
-    items = iter(items)
-    with threadpool_limits(limits=1, user_api="blas"):
-        pending = deque(_POOL.submit(function, item) for item in islice(items, 2 * WORKERS))
-        while pending:
-            result = pending.popleft().result()
-            for item in items:
-                pending.append(_POOL.submit(function, item))
-                break
-            yield result
 
 
 @dataclass

@@ -25,28 +25,31 @@ class LoadedModel:
 
 
 NARROWING_CHUNK = 1 << 18  # elements converted and compared at a time, so each pass stays in cache
-STORED_ABOVE_BYTES = 64 * 2**20  # larger members are stored uncompressed: deflate would cost seconds per 100 MB
+STORED_ABOVE_BYTES = 16 * 2**20  # larger members are stored uncompressed: deflate would cost a second per 100 MB
 
 
 def narrowest_float(array: np.ndarray) -> np.ndarray:
-    """``array`` in the narrowest float dtype that holds every value exactly (docs/FORMAT.md §1:
-    readers convert to float64), so ±1 codes take 2 bytes."""
+    """``array`` in the narrowest dtype that holds every value exactly (docs/FORMAT.md §1: readers
+    convert floats to float64), so ±1 codes take 2 bytes; chunks are converted on two threads."""
     array = np.asarray(array)
+    if array.dtype.kind == "i" and array.size and np.iinfo(np.int32).min <= array.min() and array.max() <= np.iinfo(np.int32).max:
+        return array.astype(np.int32)
     if array.dtype.kind != "f":
         return array
-    flat = array.reshape(-1)
+    flat = np.ascontiguousarray(array).reshape(-1)
     for dtype in (np.float16, np.float32):
         if np.dtype(dtype).itemsize >= array.dtype.itemsize:
             break
         narrow = np.empty(flat.shape, dtype=dtype)
-        exact = True
-        for start in range(0, flat.size, NARROWING_CHUNK):
+
+        def exact(start: int, narrow=narrow) -> bool:
             part = flat[start : start + NARROWING_CHUNK]
             narrow[start : start + NARROWING_CHUNK] = part
-            if not np.array_equal(narrow[start : start + NARROWING_CHUNK], part):
-                exact = False
-                break
-        if exact:
+            return bool(np.array_equal(narrow[start : start + NARROWING_CHUNK], part))
+
+        from theory.parallel import map_in_threads
+
+        if all(map_in_threads(exact, range(0, flat.size, NARROWING_CHUNK))):
             return narrow.reshape(array.shape)
     return array
 
