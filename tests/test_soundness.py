@@ -206,8 +206,8 @@ def test_cli_verify_json_has_the_classes_and_internal_errors_exit_3(tmp_path, ca
     data = json.loads(capsys.readouterr().out)
     for key in ("exact_recall", "robust", "fragile", "unproven", "failures", "first_fragile", "first_unproven"):
         assert key in data
-    assert data["details"]["path"] == "certify" and data["robust"] == 64
-    for forced, name in (("fast", "fast_brute_force"), ("reference", "reference")):
+    assert data["details"]["path"] == "fast_brute_force" and data["robust"] == 64  # small N: brute force is fastest
+    for forced, name in (("certify", "certify"), ("fast", "fast_brute_force"), ("reference", "reference")):
         assert cli.main(["verify", path, "--json", "--path", forced]) == 0
         assert json.loads(capsys.readouterr().out)["details"]["path"] == name
     assert cli.main(["threshold", "--N", "16", "--R", "1", "--seeds", "0"]) == 2
@@ -251,3 +251,15 @@ def test_a_complex_array_is_refused_naming_it(tmp_path):
     np.savez(path, **arrays)
     with pytest.raises(ValueError, match="W_E has dtype complex128"):
         load_model(path)
+
+
+def test_auto_picks_the_certificate_for_large_nearest_code_models_and_brute_force_otherwise():
+    from theory.certify import nearest_code_structure
+    from theory.verify import CERTIFY_ABOVE_N, choose_single_hop_path
+
+    small = build_construction("block", Instance.random(64, 2, 0)).weights
+    assert choose_single_hop_path(small, nearest_code_structure(small)) == "fast"
+    large = build_construction("block", Instance.random(CERTIFY_ABOVE_N + 1, 1, 0)).weights
+    assert choose_single_hop_path(large, nearest_code_structure(large)) == "certify"
+    shifted = replace(large, b_U=large.b_U + np.arange(large.meta.N))  # not nearest-code: no certificate
+    assert nearest_code_structure(shifted) is None and choose_single_hop_path(shifted, None) == "fast"
