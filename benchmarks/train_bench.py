@@ -11,8 +11,8 @@ import time
 
 import torch
 
-from experiments.config import TrainConfig
-from experiments.train import train
+from georecall.experiments.config import TrainConfig
+from georecall.experiments.train import train
 from verify_bench import machine, write_rows
 
 

@@ -4,12 +4,12 @@ Proofs: docs/theorems/bounds.md. Numbers come from mpmath log-gamma at 60 signif
 from Python integers, never from float-only arithmetic.
 """
 
-from bounds.information import information_bits, log2_factorial, robbins_log2_factorial_bounds
-from bounds.any_model import any_model_min_params
-from bounds.generic import generic_min_d, internal_nodes, log2_realisable_tuples_lower, realisable_tuples_lower
-from bounds.tradeoff import max_N
-from bounds.compare import Comparison, compare
-from bounds.summary import bounds_summary
+from georecall.bounds.information import information_bits, log2_factorial, robbins_log2_factorial_bounds
+from georecall.bounds.any_model import any_model_min_params
+from georecall.bounds.generic import generic_min_d, internal_nodes, log2_realisable_tuples_lower, realisable_tuples_lower
+from georecall.bounds.tradeoff import max_N
+from georecall.bounds.compare import Comparison, compare
+from georecall.bounds.summary import bounds_summary
 
 __all__ = [
     "information_bits",

@@ -10,11 +10,11 @@ from __future__ import annotations
 import mpmath
 import sympy as sp
 
-from bounds.information import INFORMATION_BITS_EXPR, information_bits
-from bounds.numbers import ceil_div_exact, mp
-from theory.checks import require_int
+from georecall.bounds.information import INFORMATION_BITS_EXPR, information_bits
+from georecall.bounds.numbers import ceil_div_exact, mp
+from georecall.theory.checks import require_int
 
-from bounds.symbols import delta as delta_, p as p_
+from georecall.bounds.symbols import delta as delta_, p as p_
 ANY_MODEL_MIN_PARAMS_EXPR = sp.ceiling((INFORMATION_BITS_EXPR - sp.log(1 / delta_, 2)) / p_)
 
 

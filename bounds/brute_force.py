@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from theory.queries import chain_tuples
+from georecall.theory.queries import chain_tuples
 
 MAX_INSTANCES = 2_000_000
 

@@ -16,12 +16,12 @@ from dataclasses import asdict, dataclass, field
 
 import mpmath
 
-from bounds.any_model import any_model_min_bits
-from bounds.generic import generic_min_bits
-from bounds.numbers import mp
-from theory.checks import require_int
-from theory.io import LoadedModel
-from theory.spec import ConstructionSpec, checked_spec, spec_from_weights
+from georecall.bounds.any_model import any_model_min_bits
+from georecall.bounds.generic import generic_min_bits
+from georecall.bounds.numbers import mp
+from georecall.theory.checks import require_int
+from georecall.theory.io import LoadedModel
+from georecall.theory.spec import ConstructionSpec, checked_spec, spec_from_weights
 
 TIGHT_FACTOR = 2.0
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 import mpmath
 import sympy as sp
 
-from bounds.numbers import ceil_div_exact, log2_falling_factorial, mp
-from theory.checks import require_int
-from theory.queries import CHAIN_KINDS
+from georecall.bounds.numbers import ceil_div_exact, log2_falling_factorial, mp
+from georecall.theory.checks import require_int
+from georecall.theory.queries import CHAIN_KINDS
 
 
-from bounds.symbols import N as N_, R as R_, delta as delta_, k as k_, p as p_
+from georecall.bounds.symbols import N as N_, R as R_, delta as delta_, k as k_, p as p_
 INTERNAL_NODES_EXPR = (R_**k_ - 1) / (R_ - 1)
 GENERIC_SINGLE_HOP_MIN_D_EXPR = sp.ceiling((R_ * sp.log(N_, 2) - sp.log(1 / delta_, 2)) / p_)
 # log2 of the falling factorial (N - I)^(R^k), via Gamma functions

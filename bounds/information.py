@@ -10,10 +10,10 @@ from __future__ import annotations
 import mpmath
 import sympy as sp
 
-from bounds.numbers import mp
-from theory.checks import require_int
+from georecall.bounds.numbers import mp
+from georecall.theory.checks import require_int
 
-from bounds.symbols import N as N_, R as R_
+from georecall.bounds.symbols import N as N_, R as R_
 
 INFORMATION_BITS_EXPR = R_ * sp.log(sp.factorial(N_), 2)
 STIRLING_LOG2_EXPR = sp.log(sp.sqrt(2 * sp.pi * N_) * (N_ / sp.E) ** N_, 2)

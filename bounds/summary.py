@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bounds.any_model import any_model_min_bits, any_model_min_params
-from bounds.generic import generic_min_bits, generic_min_d, internal_nodes, log2_realisable_tuples_lower
-from bounds.information import information_bits, robbins_log2_factorial_bounds
-from bounds.numbers import mp
+from georecall.bounds.any_model import any_model_min_bits, any_model_min_params
+from georecall.bounds.generic import generic_min_bits, generic_min_d, internal_nodes, log2_realisable_tuples_lower
+from georecall.bounds.information import information_bits, robbins_log2_factorial_bounds
+from georecall.bounds.numbers import mp
 
 
 def bounds_summary(N: int, R: int, hops: int = 1, precision: int = 1, cot: bool = False, chains: str = "exact", delta: float = 1.0) -> dict:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import mpmath
 import sympy as sp
 
-from bounds.generic import _check, log2_realisable_tuples_lower, realisable_tuples_lower
-from bounds.numbers import mp
-from theory.checks import require_int
-from theory.search import bisect_boundary
+from georecall.bounds.generic import _check, log2_realisable_tuples_lower, realisable_tuples_lower
+from georecall.bounds.numbers import mp
+from georecall.theory.checks import require_int
+from georecall.theory.search import bisect_boundary
 
 EXACT_CHECK_MAX_BITS = 200_000  # above this, skip the integer cross-check of the boundary
 

@@ -1,10 +1,10 @@
 """Closed-form weight constructions. Each returns a :class:`Construction` (weights + spec)."""
 
-from constructions.base import Construction, retarget
-from constructions.block_superposition import build_block_superposition
-from constructions.codebooks import Codebook, binary_codebook, make_codebook, multilevel_codebook, rademacher_codebook
-from constructions.registry import CONSTRUCTIONS, build_construction
-from constructions.shared_space import build_shared_space, empirical_threshold_d, shared_space_sufficient_d
+from georecall.constructions.base import Construction, retarget
+from georecall.constructions.block_superposition import build_block_superposition
+from georecall.constructions.codebooks import Codebook, binary_codebook, make_codebook, multilevel_codebook, rademacher_codebook
+from georecall.constructions.registry import CONSTRUCTIONS, build_construction
+from georecall.constructions.shared_space import build_shared_space, empirical_threshold_d, shared_space_sufficient_d
 
 __all__ = [
     "Construction",

@@ -21,17 +21,17 @@ import math
 
 import numpy as np
 
-from constructions.base import Construction
-from constructions.block_superposition import block_subject_embeddings
-from constructions.codebooks import Codebook
-from constructions.layout import Layout
-from constructions.routing import SCORE_GAP, Route, attention_leak_bound, routing_attention
-from constructions.chains import chain_layout
-from constructions.selector import gated_selector, nearest_code_unembedding, relation_rows
-from theory.checks import require_int
-from theory.instance import Instance
-from theory.spec import spec_from_weights
-from theory.weights import AttentionWeights, Block, MLPWeights, ModelMeta, TransformerWeights
+from georecall.constructions.base import Construction
+from georecall.constructions.block_superposition import block_subject_embeddings
+from georecall.constructions.codebooks import Codebook
+from georecall.constructions.layout import Layout
+from georecall.constructions.routing import SCORE_GAP, Route, attention_leak_bound, routing_attention
+from georecall.constructions.chains import chain_layout
+from georecall.constructions.selector import gated_selector, nearest_code_unembedding, relation_rows
+from georecall.theory.checks import require_int
+from georecall.theory.instance import Instance
+from georecall.theory.spec import spec_from_weights
+from georecall.theory.weights import AttentionWeights, Block, MLPWeights, ModelMeta, TransformerWeights
 
 NAME = "associative_multi_hop"
 

@@ -7,11 +7,11 @@ from typing import Callable
 
 import numpy as np
 
-from theory.instance import Instance
-from theory.spec import ConstructionSpec
-from theory.verify import RecallReport
-from theory.verify import verify_model
-from theory.weights import TransformerWeights
+from georecall.theory.instance import Instance
+from georecall.theory.spec import ConstructionSpec
+from georecall.theory.verify import RecallReport
+from georecall.theory.verify import verify_model
+from georecall.theory.weights import TransformerWeights
 
 
 @dataclass(frozen=True)

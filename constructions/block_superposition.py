@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from constructions.base import Construction
-from constructions.codebooks import Codebook
-from constructions.layout import Layout
-from constructions.selector import gated_selector, nearest_code_unembedding, relation_rows, subject_copy_attention
-from theory.instance import Instance
-from theory.spec import spec_from_weights
-from theory.weights import Block, ModelMeta, TransformerWeights
+from georecall.constructions.base import Construction
+from georecall.constructions.codebooks import Codebook
+from georecall.constructions.layout import Layout
+from georecall.constructions.selector import gated_selector, nearest_code_unembedding, relation_rows, subject_copy_attention
+from georecall.theory.instance import Instance
+from georecall.theory.spec import spec_from_weights
+from georecall.theory.weights import Block, ModelMeta, TransformerWeights
 
 NAME = "block_superposition"
 

@@ -23,16 +23,16 @@ import math
 
 import numpy as np
 
-from constructions.base import Construction
-from constructions.codebooks import Codebook
-from constructions.layout import Layout, Subspace
-from constructions.routing import SCORE_GAP, Route, attention_leak_bound, routing_attention
-from constructions.selector import nearest_code_unembedding, relation_rows
-from theory.checks import require_int
-from theory.instance import Instance
-from theory.queries import chain_tuples
-from theory.spec import spec_from_weights
-from theory.weights import Block, MLPWeights, ModelMeta, TransformerWeights
+from georecall.constructions.base import Construction
+from georecall.constructions.codebooks import Codebook
+from georecall.constructions.layout import Layout, Subspace
+from georecall.constructions.routing import SCORE_GAP, Route, attention_leak_bound, routing_attention
+from georecall.constructions.selector import nearest_code_unembedding, relation_rows
+from georecall.theory.checks import require_int
+from georecall.theory.instance import Instance
+from georecall.theory.queries import chain_tuples
+from georecall.theory.spec import spec_from_weights
+from georecall.theory.weights import Block, MLPWeights, ModelMeta, TransformerWeights
 
 
 def chain_layout(n_ctx: int, n_chains: int, R: int, slots: int, d0: int) -> Layout:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from theory.checks import require_int, require_probability
-from theory.geometry import min_squared_distance
+from georecall.theory.checks import require_int, require_probability
+from georecall.theory.geometry import min_squared_distance
 
 
 @dataclass(frozen=True, eq=False)

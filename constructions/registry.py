@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 
-from constructions.associative import build_associative_multi_hop
-from constructions.base import Construction
-from constructions.block_superposition import build_block_superposition
-from constructions.codebooks import make_codebook
-from constructions.shared_space import build_shared_space, code_min_hamming, shared_space_sufficient_d
-from constructions.chains import build_chain_of_thought, build_multi_hop_chains
-from theory.checks import require_int
-from theory.instance import Instance
+from georecall.constructions.associative import build_associative_multi_hop
+from georecall.constructions.base import Construction
+from georecall.constructions.block_superposition import build_block_superposition
+from georecall.constructions.codebooks import make_codebook
+from georecall.constructions.shared_space import build_shared_space, code_min_hamming, shared_space_sufficient_d
+from georecall.constructions.chains import build_chain_of_thought, build_multi_hop_chains
+from georecall.theory.checks import require_int
+from georecall.theory.instance import Instance
 
 CONSTRUCTIONS = ("block", "shared-space", "chains", "associative", "cot")
 

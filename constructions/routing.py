@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from constructions.layout import Subspace
-from theory.weights import AttentionWeights
+from georecall.constructions.layout import Subspace
+from georecall.theory.weights import AttentionWeights
 
 SCORE_GAP = 64.0  # e^-64 ~ 1.6e-28: leaked weight sits far below float64 resolution of O(1) values
 

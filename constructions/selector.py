@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from constructions.layout import Subspace
-from theory.weights import AttentionWeights, MLPWeights
+from georecall.constructions.layout import Subspace
+from georecall.theory.weights import AttentionWeights, MLPWeights
 
 
 def subject_copy_attention(d_model: int, subject: Subspace) -> AttentionWeights:

@@ -19,15 +19,15 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 
-from constructions.base import Construction
-from constructions.codebooks import Codebook
-from constructions.layout import Layout
-from constructions.selector import gated_selector, nearest_code_unembedding, relation_rows, subject_copy_attention
-from theory.checks import require_int, require_probability
-from theory.instance import Instance
-from theory.search import bisect_boundary
-from theory.spec import spec_from_weights
-from theory.weights import Block, ModelMeta, TransformerWeights
+from georecall.constructions.base import Construction
+from georecall.constructions.codebooks import Codebook
+from georecall.constructions.layout import Layout
+from georecall.constructions.selector import gated_selector, nearest_code_unembedding, relation_rows, subject_copy_attention
+from georecall.theory.checks import require_int, require_probability
+from georecall.theory.instance import Instance
+from georecall.theory.search import bisect_boundary
+from georecall.theory.spec import spec_from_weights
+from georecall.theory.weights import Block, ModelMeta, TransformerWeights
 
 NAME = "shared_space"
 DIGITS = 50  # every mpmath computation here runs under mpmath.workdps(DIGITS)

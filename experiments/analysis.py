@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.instance import Instance
-from theory.model import attention, mlp
-from theory.weights import TransformerWeights
+from georecall.theory.instance import Instance
+from georecall.theory.model import attention, mlp
+from georecall.theory.weights import TransformerWeights
 
 SELECTIVE_SHARE = 0.9  # a unit is single-relation when this share of its activation mass is on one relation
 ACTIVE_RATE = 0.01  # a unit is active when it fires on at least this fraction of queries

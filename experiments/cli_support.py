@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from experiments.sweep import SweepResult, run_sweep, write_sweep
+from georecall.experiments.sweep import SweepResult, run_sweep, write_sweep
 
 
 def run_and_write_sweep(points, base, seeds, d_max, out, progress) -> SweepResult:
@@ -13,8 +13,8 @@ def run_and_write_sweep(points, base, seeds, d_max, out, progress) -> SweepResul
 
 def analyse(run, transfer_steps: int = 2000, seed: int = 0) -> dict:
     """Every structure metric and the transfer test for one trained run (JSON-ready)."""
-    from experiments.analysis import causal_swap, gating_selectivity, probe_accuracy, superposition_fit
-    from experiments.transfer import transfer_experiment
+    from georecall.experiments.analysis import causal_swap, gating_selectivity, probe_accuracy, superposition_fit
+    from georecall.experiments.transfer import transfer_experiment
 
     weights, instance = run.weights, run.instance
     fit = superposition_fit(weights, instance, seed=seed)
@@ -44,7 +44,7 @@ def train_and_analyse(config, out, transfer_steps: int, with_analysis: bool, for
     import sys
     from pathlib import Path
 
-    from experiments.train import train
+    from georecall.experiments.train import train
 
     progress = None
     if force_progress or sys.stderr.isatty():

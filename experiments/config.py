@@ -6,7 +6,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
-from theory.checks import require_int
+from georecall.theory.checks import require_int
 
 # Parameter groups a run can freeze. "subjects" and "relations" are row blocks of W_E.
 PARAM_GROUPS = ("subjects", "relations", "pos", "attn", "mlp", "unembed")

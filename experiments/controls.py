@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import math
 
-from experiments.config import TrainConfig
-from experiments.sweep import threshold_for_seed
-from experiments.train import build_model, _Freezer
+from georecall.experiments.config import TrainConfig
+from georecall.experiments.sweep import threshold_for_seed
+from georecall.experiments.train import build_model, _Freezer
 
 VARIANTS = {
     "trained": {"freeze": (), "fixed_attention": False},

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from theory.weights import AttentionWeights, Block, MLPWeights, ModelMeta, TransformerWeights
+from georecall.theory.weights import AttentionWeights, Block, MLPWeights, ModelMeta, TransformerWeights
 
 
 def _param(array) -> nn.Parameter:

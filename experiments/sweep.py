@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bounds.generic import generic_min_d
-from experiments.config import TrainConfig
-from experiments.train import train
-from theory.search import bisect_boundary
+from georecall.bounds.generic import generic_min_d
+from georecall.experiments.config import TrainConfig
+from georecall.experiments.train import train
+from georecall.theory.search import bisect_boundary
 
 RUN_FIELDS = ["N", "R", "seed", "d_model", "d_mlp", "exact", "train_accuracy", "min_margin", "steps_to_exact", "steps_run", "elapsed_s"]
 THRESHOLD_FIELDS = ["N", "R", "seed", "d_star", "failing_d_below", "bits_per_coordinate_implied",

@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from experiments.train import resolve_device
-from theory.bounded import BoundedForward, MarginBatch
-from theory.instance import Instance
-from theory.verify import verify_model
-from theory.weights import TransformerWeights
+from georecall.experiments.train import resolve_device
+from georecall.theory.bounded import BoundedForward, MarginBatch
+from georecall.theory.instance import Instance
+from georecall.theory.verify import verify_model
+from georecall.theory.weights import TransformerWeights
 
 
 class TorchOps:

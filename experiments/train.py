@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from experiments.config import TrainConfig
-from experiments.model import TorchTransformer, init_weights
-from theory.instance import Instance
-from theory.io import save_model
-from theory.queries import SingleHopQueries
-from theory.spec import ConstructionSpec, spec_from_weights
-from theory.weights import TransformerWeights
+from georecall.experiments.config import TrainConfig
+from georecall.experiments.model import TorchTransformer, init_weights
+from georecall.theory.instance import Instance
+from georecall.theory.io import save_model
+from georecall.theory.queries import SingleHopQueries
+from georecall.theory.spec import ConstructionSpec, spec_from_weights
+from georecall.theory.weights import TransformerWeights
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 EVAL_CHUNK_ELEMENTS = 1 << 24  # logits per evaluation chunk: 64 MiB in float32

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.analysis import attribute_vectors, residual_from_embeddings, superposition_fit
-from experiments.config import PARAM_GROUPS, TrainConfig
-from experiments.train import train
-from theory.instance import Instance
-from theory.verify import verify_single_hop
-from theory.weights import TransformerWeights
+from georecall.experiments.analysis import attribute_vectors, residual_from_embeddings, superposition_fit
+from georecall.experiments.config import PARAM_GROUPS, TrainConfig
+from georecall.experiments.train import train
+from georecall.theory.instance import Instance
+from georecall.theory.verify import verify_single_hop
+from georecall.theory.weights import TransformerWeights
 
 REINITS = ("fitted_map", "inversion", "random")
 NEW_FACTS_STREAM = 4

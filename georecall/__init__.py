@@ -10,7 +10,7 @@ Notebook API::
     tradeoff(d=256, R=4)      # largest N per construction and bound, k = 1..6
     model.retarget(Instance.random(4096, 4, seed=1)).verify()
 
-Gradient descent (needs PyTorch): ``from experiments.train import train``.
+Gradient descent (needs PyTorch): ``from georecall.experiments.train import train``.
 """
 
 import importlib
@@ -18,12 +18,12 @@ import importlib
 # Names resolve on first use (PEP 562): `import georecall` (the command line, the pytest plugin)
 # does not pay for sympy and matplotlib unless the bounds or the plots are asked for.
 _HOMES = {
-    "bounds_summary": "bounds", "compare": "bounds", "generic_min_d": "bounds", "max_N": "bounds",
-    "Construction": "constructions", "build_construction": "constructions", "retarget": "constructions",
+    "bounds_summary": "georecall.bounds", "compare": "georecall.bounds", "generic_min_d": "georecall.bounds", "max_N": "georecall.bounds",
+    "Construction": "georecall.constructions", "build_construction": "georecall.constructions", "retarget": "georecall.constructions",
     "assert_exact_recall": "georecall.testing", "assert_respects_bounds": "georecall.testing",
     "plot_tradeoff": "georecall.tradeoff", "tradeoff": "georecall.tradeoff",
-    "Instance": "theory", "RecallReport": "theory", "load_model": "theory", "save_model": "theory",
-    "verify_single_hop": "theory", "verify_model": "theory.verify",
+    "Instance": "georecall.theory", "RecallReport": "georecall.theory", "load_model": "georecall.theory", "save_model": "georecall.theory",
+    "verify_single_hop": "georecall.theory", "verify_model": "georecall.theory.verify",
 }
 
 

@@ -8,17 +8,17 @@ import os
 import sys
 import time
 
-from constructions.codebooks import CODEBOOKS
-from constructions.codebooks import make_codebook
-from constructions.registry import CONSTRUCTIONS, build_construction
-from constructions.shared_space import empirical_threshold_d, shared_space_dimensions
+from georecall.constructions.codebooks import CODEBOOKS
+from georecall.constructions.codebooks import make_codebook
+from georecall.constructions.registry import CONSTRUCTIONS, build_construction
+from georecall.constructions.shared_space import empirical_threshold_d, shared_space_dimensions
 from georecall.tables import format_table
-from theory.spec import ConstructionSpec
-from theory.instance import Instance
-from theory.io import load_model, save_model
-from theory.verify import DEFAULT_MEMORY_BUDGET_BYTES
-from theory.verdict import DEFAULT_MAX_EXACT
-from theory.verify import PATHS, verify_model
+from georecall.theory.spec import ConstructionSpec
+from georecall.theory.instance import Instance
+from georecall.theory.io import load_model, save_model
+from georecall.theory.verify import DEFAULT_MEMORY_BUDGET_BYTES
+from georecall.theory.verdict import DEFAULT_MAX_EXACT
+from georecall.theory.verify import PATHS, verify_model
 from georecall import train_cli
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
@@ -373,7 +373,7 @@ def cmd_threshold(args) -> int:
 
 
 def cmd_bounds(args) -> int:
-    from bounds import bounds_summary, max_N
+    from georecall.bounds import bounds_summary, max_N
 
     summary = bounds_summary(args.N, args.R, args.hops, args.precision, args.cot, args.chains, args.delta)
     if args.d is not None:
@@ -401,7 +401,7 @@ def load_comparable(path: str):
 
 
 def cmd_compare(args) -> int:
-    from bounds import compare
+    from georecall.bounds import compare
 
     result = compare(load_comparable(args.file), args.precision)
     if args.json:

@@ -1,39 +1,45 @@
 """The ``georecall`` pytest plugin (registered through the ``pytest11`` entry point).
 
-Fixtures:
-- ``make_instance(N, R, seed=0)``: a factory of random instances (explicit seeds);
-- ``instance``: a small random instance, N = 64, R = 2, seed 0;
-- ``assert_exact_recall`` and ``assert_respects_bounds``: the helpers of ``georecall.testing``.
+Fixtures, each named with the ``georecall_`` prefix so that none clashes with a user's own:
+- ``georecall_make_instance(N, R, seed=0)``: a factory of random instances (explicit seeds);
+- ``georecall_instance``: a small random instance, N = 64, R = 2, seed 0;
+- ``georecall_assert_exact_recall`` and ``georecall_assert_respects_bounds``: the helpers of
+  ``georecall.testing``.
 
-Hypothesis strategies for instances, sizes, hop depths and codebooks: ``georecall.strategies``.
+Like Hypothesis's own plugin, this module imports nothing heavy: numpy, sympy and the verifiers
+load when a fixture is first used, so merely having the package installed costs a pytest run
+nothing. Hypothesis strategies for instances, sizes, hop depths and codebooks: ``georecall.strategies``.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from georecall import testing
-from theory.instance import Instance
-
 
 @pytest.fixture
-def make_instance():
-    def make(N: int, R: int, seed: int = 0) -> Instance:
+def georecall_make_instance():
+    from georecall.theory.instance import Instance
+
+    def make(N: int, R: int, seed: int = 0):
         return Instance.random(N, R, seed)
 
     return make
 
 
 @pytest.fixture
-def instance(make_instance) -> Instance:
-    return make_instance(64, 2, 0)
+def georecall_instance(georecall_make_instance):
+    return georecall_make_instance(64, 2, 0)
 
 
 @pytest.fixture
-def assert_exact_recall():
-    return testing.assert_exact_recall
+def georecall_assert_exact_recall():
+    from georecall.testing import assert_exact_recall
+
+    return assert_exact_recall
 
 
 @pytest.fixture
-def assert_respects_bounds():
-    return testing.assert_respects_bounds
+def georecall_assert_respects_bounds():
+    from georecall.testing import assert_respects_bounds
+
+    return assert_respects_bounds

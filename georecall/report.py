@@ -18,16 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from bounds import compare, max_N
-from bounds.brute_force import count_realisable_tuples
-from bounds.generic import generic_min_d, realisable_tuples_lower
-from bounds.information import log2_factorial, robbins_log2_factorial_bounds
-from constructions.registry import build_construction
+from georecall.bounds import compare, max_N
+from georecall.bounds.brute_force import count_realisable_tuples
+from georecall.bounds.generic import generic_min_d, realisable_tuples_lower
+from georecall.bounds.information import log2_factorial, robbins_log2_factorial_bounds
+from georecall.constructions.registry import build_construction
 from georecall.tradeoff import plot_tradeoff, tradeoff
-from theory.certify import certify_single_hop
-from theory.instance import Instance
-from theory.verify import verify_single_hop
-from theory.verify import verify_model
+from georecall.theory.certify import certify_single_hop
+from georecall.theory.instance import Instance
+from georecall.theory.verify import verify_single_hop
+from georecall.theory.verify import verify_model
 
 MARGIN_TOLERANCE = 1e-9
 ARCHIVED_SWEEP = Path(__file__).resolve().parent.parent / "results" / "training" / "threshold_sweep" / "sweep.json"
@@ -164,10 +164,10 @@ def training_summary(quick: bool, progress) -> dict:
         import torch  # noqa: F401
     except ImportError:
         return {"available": False, "note": "PyTorch is not installed: pip install -e \".[train]\" to include the gradient-descent experiments"}
-    from experiments.cli_support import analyse
-    from experiments.config import TrainConfig
-    from experiments.sweep import smallest_passing
-    from experiments.train import train
+    from georecall.experiments.cli_support import analyse
+    from georecall.experiments.config import TrainConfig
+    from georecall.experiments.sweep import smallest_passing
+    from georecall.experiments.train import train
 
     config = TrainConfig(N=64 if quick else 256, R=2, d_model=16, d_mlp=64, steps=600, embed_init_scale=0.1,
                          weight_decay=0.1, stop_margin=0)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from theory.instance import Instance
+from georecall.theory.instance import Instance
 
 __all__ = ["seeds", "sizes", "instances", "codebook_options", "precisions", "hop_depths"]
 
@@ -116,7 +116,7 @@ __all__ += ["large_magnitude_codes", "gram_cancellation_pairs", "near_tie_offset
 
 def codebook_from_codes(codes: np.ndarray):
     """A Codebook for build_construction('block', ...)-style use, from explicit codes [N, d0]."""
-    from constructions.codebooks import Codebook
+    from georecall.constructions.codebooks import Codebook
 
     codes = np.asarray(codes, dtype=np.float64)
     levels = max(len(np.unique(column)) for column in codes.T)

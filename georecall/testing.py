@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 
-from bounds.compare import compare
-from theory.instance import Instance
-from theory.io import LoadedModel
-from theory.spec import ConstructionSpec
-from theory.verify import RecallReport
-from theory.verify import verify_model
-from theory.weights import TransformerWeights
+from georecall.bounds.compare import compare
+from georecall.theory.instance import Instance
+from georecall.theory.io import LoadedModel
+from georecall.theory.spec import ConstructionSpec
+from georecall.theory.verify import RecallReport
+from georecall.theory.verify import verify_model
+from georecall.theory.weights import TransformerWeights
 
 
 def assert_exact_recall(weights, instance: Instance | None = None, *, min_margin: float = 0.0, hops: int | None = None,
@@ -81,7 +81,7 @@ def _comparable(subject):
     if isinstance(spec, ConstructionSpec):
         return spec
     if isinstance(subject, TransformerWeights):
-        from theory.spec import spec_from_weights
+        from georecall.theory.spec import spec_from_weights
 
         return spec_from_weights(subject, name=str(subject.meta.extra.get("construction", "user weights")),
                                  bits_per_coordinate=math.nan, guaranteed_margin=math.nan, fact_independent_shared=False)

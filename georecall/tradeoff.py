@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import math
 
-from bounds import max_N
-from constructions.associative import associative_layout
-from constructions.chains import chain_dimensions
-from theory.checks import require_int
+from georecall.bounds import max_N
+from georecall.constructions.associative import associative_layout
+from georecall.constructions.chains import chain_dimensions
+from georecall.theory.checks import require_int
 
 SERIES = {
     "chains_no_cot": "no-CoT construction (one block per chain)",

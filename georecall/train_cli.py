@@ -19,7 +19,7 @@ def _experiments():
         import torch  # noqa: F401
     except ImportError:
         raise NeedsTorch("this command needs PyTorch: pip install -e \".[train]\"") from None
-    import experiments.cli_support as support
+    import georecall.experiments.cli_support as support
 
     return support
 
@@ -27,7 +27,7 @@ def _experiments():
 def torch_forward(weights, device: str):
     """The torch float64 backend for ``verify_model`` (``georecall verify --path torch``)."""
     _experiments()
-    from experiments.torch_verify import TorchForward
+    from georecall.experiments.torch_verify import TorchForward
 
     return TorchForward(weights, device)
 
@@ -91,7 +91,7 @@ def progress_lines(force: bool):
 
 
 def base_config(args, **fields):
-    from experiments.config import TrainConfig
+    from georecall.experiments.config import TrainConfig
 
     return TrainConfig(d_mlp=args.d_mlp, steps=args.steps, lr=args.lr, weight_decay=args.weight_decay,
                        embed_init_scale=args.init_scale, batch_size=args.batch_size, stop_margin=args.stop_margin,

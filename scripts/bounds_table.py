@@ -12,9 +12,9 @@ import csv
 import math
 import os
 
-from bounds import any_model_min_params, generic_min_d
-from constructions.codebooks import multilevel_d0, rademacher_d0
-from constructions.shared_space import shared_space_sufficient_d
+from georecall.bounds import any_model_min_params, generic_min_d
+from georecall.constructions.codebooks import multilevel_d0, rademacher_d0
+from georecall.constructions.shared_space import shared_space_sufficient_d
 
 
 def rows():

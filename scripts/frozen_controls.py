@@ -9,8 +9,8 @@ import json
 import os
 import sys
 
-from experiments.config import TrainConfig
-from experiments.controls import VARIANTS, width_thresholds
+from georecall.experiments.config import TrainConfig
+from georecall.experiments.controls import VARIANTS, width_thresholds
 
 
 def main():

@@ -9,8 +9,8 @@ import csv
 import os
 import time
 
-from constructions import build_construction
-from theory import Instance
+from georecall.constructions import build_construction
+from georecall.theory import Instance
 
 CASES = [("chains", {}), ("associative", {}), ("cot", {}), ("cot", {"cot_steps": 2})]
 

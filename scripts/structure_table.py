@@ -11,9 +11,9 @@ import os
 import sys
 import time
 
-from experiments.analysis import causal_swap, gating_selectivity, probe_accuracy, superposition_fit
-from experiments.config import TrainConfig
-from experiments.train import train
+from georecall.experiments.analysis import causal_swap, gating_selectivity, probe_accuracy, superposition_fit
+from georecall.experiments.config import TrainConfig
+from georecall.experiments.train import train
 
 
 def main():

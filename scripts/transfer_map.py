@@ -17,10 +17,10 @@ import time
 
 import torch
 
-from experiments.analysis import superposition_fit
-from experiments.config import TrainConfig
-from experiments.train import train
-from experiments.transfer import REINITS, reinit_columns, transfer_experiment
+from georecall.experiments.analysis import superposition_fit
+from georecall.experiments.config import TrainConfig
+from georecall.experiments.train import train
+from georecall.experiments.transfer import REINITS, reinit_columns, transfer_experiment
 
 BASE = dict(N=256, R=2, d_model=32, d_mlp=64, embed_init_scale=0.1, weight_decay=0.0, steps=3000)
 FACTORS = {"N": [256, 1024, 4096], "d_mlp": [16, 64, 256], "embed_init_scale": [0.01, 0.1, 1.0], "weight_decay": [0.0, 0.01, 0.1]}

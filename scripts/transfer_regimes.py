@@ -12,10 +12,10 @@ import os
 import sys
 import time
 
-from experiments.analysis import superposition_fit
-from experiments.config import TrainConfig
-from experiments.train import train
-from experiments.transfer import reinit_columns, transfer_experiment
+from georecall.experiments.analysis import superposition_fit
+from georecall.experiments.config import TrainConfig
+from georecall.experiments.train import train
+from georecall.experiments.transfer import reinit_columns, transfer_experiment
 
 REGIMES = [
     # name, N, d_mlp, init scale, weight decay, steps

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from theory.model import forward
-from theory.queries import SingleHopQueries
-from theory.weights import AttentionWeights, Block, MLPWeights, ModelMeta, TransformerWeights
+from georecall.theory.model import forward
+from georecall.theory.queries import SingleHopQueries
+from georecall.theory.weights import AttentionWeights, Block, MLPWeights, ModelMeta, TransformerWeights
 
 
 def random_weights(N, R, d_model=8, layers=2, heads=2, d_head=3, d_mlp=5, n_ctx=4, seed=0, special=()):

@@ -8,7 +8,7 @@ import pytest
 import sympy as sp
 from hypothesis import assume, given, strategies as st
 
-from bounds import (
+from georecall.bounds import (
     any_model_min_params,
     compare,
     generic_min_d,
@@ -20,14 +20,14 @@ from bounds import (
     realisable_tuples_lower,
     robbins_log2_factorial_bounds,
 )
-from bounds.any_model import ANY_MODEL_MIN_PARAMS_EXPR, any_model_min_bits
-from bounds.brute_force import count_realisable_tuples, count_realisable_tuples_by_extension
-from bounds.generic import GENERIC_KHOP_EXACT_LOG2_EXPR, GENERIC_SINGLE_HOP_MIN_D_EXPR, INTERNAL_NODES_EXPR, generic_min_bits
-from bounds.information import INFORMATION_BITS_EXPR, ROBBINS_LOWER_EXPR, ROBBINS_UPPER_EXPR
-from theory.spec import ConstructionSpec
+from georecall.bounds.any_model import ANY_MODEL_MIN_PARAMS_EXPR, any_model_min_bits
+from georecall.bounds.brute_force import count_realisable_tuples, count_realisable_tuples_by_extension
+from georecall.bounds.generic import GENERIC_KHOP_EXACT_LOG2_EXPR, GENERIC_SINGLE_HOP_MIN_D_EXPR, INTERNAL_NODES_EXPR, generic_min_bits
+from georecall.bounds.information import INFORMATION_BITS_EXPR, ROBBINS_LOWER_EXPR, ROBBINS_UPPER_EXPR
+from georecall.theory.spec import ConstructionSpec
 
-from bounds.symbols import N, R, delta, k, p
-from theory.queries import chain_tuples
+from georecall.bounds.symbols import N, R, delta, k, p
+from georecall.theory.queries import chain_tuples
 
 
 @pytest.fixture(autouse=True)
@@ -217,8 +217,8 @@ def test_fact_dependent_shared_weights_meet_only_the_any_model_bound():
 
 def test_generic_min_d_and_max_N_are_exact_at_astronomical_N():
     # log-gamma at 60 digits cannot tell log2(2^256 + 1) from 256; the integer path can.
-    from bounds import max_N
-    from bounds.generic import generic_min_d
+    from georecall.bounds import max_N
+    from georecall.bounds.generic import generic_min_d
 
     assert generic_min_d(2**256, 1, 1) == 256 and generic_min_d(2**256 + 1, 1, 1) == 257
     for d, p, R, k in [(64, 4, 1, 2), (256, 1, 1, 2), (256, 4, 4, 2), (256, 1, 4, 1)]:

@@ -4,10 +4,10 @@ import math
 
 from hypothesis import given, strategies as st
 
-from bounds import compare, generic_min_d
-from constructions import build_construction
+from georecall.bounds import compare, generic_min_d
+from georecall.constructions import build_construction
 from georecall.strategies import codebook_options, instances, seeds
-from theory import Instance
+from georecall.theory import Instance
 
 
 @given(instances(max_N=2000, max_R=8, explicit_max_N=0), codebook_options(max_precision=6))

@@ -8,15 +8,15 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from constructions import build_construction
-from experiments.config import TrainConfig
-from experiments.model import TorchTransformer, init_weights
-from experiments.sweep import smallest_passing
+from georecall.constructions import build_construction
+from georecall.experiments.config import TrainConfig
+from georecall.experiments.model import TorchTransformer, init_weights
+from georecall.experiments.sweep import smallest_passing
 from georecall.strategies import instances
 from helpers import random_weights
-from theory.instance import Instance
-from theory.model import forward
-from theory.queries import MultiHopQueries, SingleHopQueries
+from georecall.theory.instance import Instance
+from georecall.theory.model import forward
+from georecall.theory.queries import MultiHopQueries, SingleHopQueries
 
 
 def all_tokens(instance):

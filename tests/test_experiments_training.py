@@ -5,18 +5,18 @@ import json
 import numpy as np
 import pytest
 
-from constructions import build_construction
-from experiments.analysis import causal_swap, gating_selectivity, probe_accuracy, superposition_fit
-from experiments.cli_support import analyse
-from experiments.config import TrainConfig
-from experiments.controls import VARIANTS, trainable_parameters
-from experiments.model import init_weights
-from experiments.train import train
-from experiments.transfer import fitted_map_embeddings, inversion_embeddings, transfer_experiment, zero_shot_accuracy
+from georecall.constructions import build_construction
+from georecall.experiments.analysis import causal_swap, gating_selectivity, probe_accuracy, superposition_fit
+from georecall.experiments.cli_support import analyse
+from georecall.experiments.config import TrainConfig
+from georecall.experiments.controls import VARIANTS, trainable_parameters
+from georecall.experiments.model import init_weights
+from georecall.experiments.train import train
+from georecall.experiments.transfer import fitted_map_embeddings, inversion_embeddings, transfer_experiment, zero_shot_accuracy
 from georecall.cli import main
-from theory.instance import Instance
-from theory.io import load_model
-from theory.verify import verify_single_hop
+from georecall.theory.instance import Instance
+from georecall.theory.io import load_model
+from georecall.theory.verify import verify_single_hop
 
 SMALL = TrainConfig(N=64, R=2, d_model=16, d_mlp=64, steps=1500)
 # Small init and weight decay: the regime where the superposition forms (results/training/README.md).

@@ -10,9 +10,9 @@ import math
 import numpy as np
 
 from helpers import random_weights
-from theory.instance import Instance
-from theory.io import save_model
-from theory.model import forward
+from georecall.theory.instance import Instance
+from georecall.theory.io import save_model
+from georecall.theory.model import forward
 
 
 def format_md_forward(path, tokens):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from theory import Instance
-from theory.queries import SingleHopQueries
+from georecall.theory import Instance
+from georecall.theory.queries import SingleHopQueries
 
 
 def test_random_instance_rows_are_permutations_and_seeded():

@@ -4,9 +4,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from constructions import build_construction
+from georecall.constructions import build_construction
 from helpers import random_weights
-from theory import Instance, forward, load_model, save_model, verify_single_hop
+from georecall.theory import Instance, forward, load_model, save_model, verify_single_hop
 
 
 def test_round_trip_preserves_arrays_facts_spec_and_logits(tmp_path):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from constructions import build_construction
-from theory import Instance
+from georecall.constructions import build_construction
+from georecall.theory import Instance
 
 
 @pytest.mark.slow

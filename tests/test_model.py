@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from helpers import random_weights
-from theory.model import attention, embed, forward
-from theory.weights import AttentionWeights, Block, MLPWeights, ModelMeta, TransformerWeights
+from georecall.theory.model import attention, embed, forward
+from georecall.theory.weights import AttentionWeights, Block, MLPWeights, ModelMeta, TransformerWeights
 
 
 def tiny_model():

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
 
-from constructions import build_construction
-from constructions.chains import chain_dimensions
+from georecall.constructions import build_construction
+from georecall.constructions.chains import chain_dimensions
 from georecall.strategies import hop_depths, instances, seeds
-from theory import Instance, verify_chain_of_thought, verify_model, verify_multi_hop
-from theory.model import forward
-from theory.weights import AttentionWeights, Block, TransformerWeights
+from georecall.theory import Instance, verify_chain_of_thought, verify_model, verify_multi_hop
+from georecall.theory.model import forward
+from georecall.theory.weights import AttentionWeights, Block, TransformerWeights
 
 MULTI_HOP = [
     ("chains", {"chains": "exact"}),

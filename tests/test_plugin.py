@@ -22,9 +22,9 @@ def test_a_failing_user_test_shows_the_failing_queries_and_margins(pytester):
         test_user="""
         from lookup_table import lookup_table
 
-        def test_broken(make_instance, assert_exact_recall):
-            instance = make_instance(16, 2, seed=0)
-            assert_exact_recall(lookup_table(instance, broken=True), instance)
+        def test_broken(georecall_make_instance, georecall_assert_exact_recall):
+            instance = georecall_make_instance(16, 2, seed=0)
+            georecall_assert_exact_recall(lookup_table(instance, broken=True), instance)
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
@@ -40,8 +40,8 @@ def test_a_margin_requirement_is_enforced(pytester):
         test_user="""
         from lookup_table import lookup_table
 
-        def test_margin(instance, assert_exact_recall):
-            assert_exact_recall(lookup_table(instance), min_margin=1.0, instance=instance)
+        def test_margin(georecall_instance, georecall_assert_exact_recall):
+            georecall_assert_exact_recall(lookup_table(georecall_instance), min_margin=1.0, instance=georecall_instance)
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
@@ -55,10 +55,10 @@ def test_a_bound_violation_names_the_bound(pytester):
         from georecall import build_construction
         from dataclasses import replace
 
-        def test_claim(make_instance, assert_respects_bounds):
-            spec = build_construction("block", make_instance(4096, 8)).spec
-            assert_respects_bounds(spec)                       # the real construction is fine
-            assert_respects_bounds(replace(spec, subject_embedding_dim=spec.subject_embedding_dim // 2))
+        def test_claim(georecall_make_instance, georecall_assert_respects_bounds):
+            spec = build_construction("block", georecall_make_instance(4096, 8)).spec
+            georecall_assert_respects_bounds(spec)                       # the real construction is fine
+            georecall_assert_respects_bounds(replace(spec, subject_embedding_dim=spec.subject_embedding_dim // 2))
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
@@ -73,3 +73,29 @@ def test_helpers_reject_objects_they_cannot_judge():
         assert_exact_recall("weights.npz")
     with pytest.raises(TypeError, match="ConstructionSpec"):
         assert_respects_bounds(42)
+
+
+def test_the_plugin_imports_nothing_heavy_until_a_fixture_is_used():
+    import subprocess
+    import sys
+
+    code = ("import sys, georecall.pytest_plugin; "
+            "print(sorted(m for m in ('sympy', 'numpy', 'mpmath', 'matplotlib', 'georecall.theory') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_the_wheel_installs_only_georecall_at_the_top_level(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(root)],
+                   check=True, capture_output=True)
+    wheel = next(tmp_path.glob("*.whl"))
+    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist() if not name.split("/")[0].endswith((".dist-info", ".data"))}
+    assert tops == {"georecall"}
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "georecall/theory/verify.py" in names and "georecall/bounds/compare.py" in names

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from constructions import build_construction
-from constructions.block_superposition import build_block_superposition
+from georecall.constructions import build_construction
+from georecall.constructions.block_superposition import build_block_superposition
 from georecall.strategies import (
     codebook_from_codes,
     gram_cancellation_pairs,
@@ -24,12 +24,12 @@ from georecall.strategies import (
     with_near_tie,
     with_overflow,
 )
-from theory import Instance
-from theory.certify import code_distance_lower_bound
-from theory.exact import ExactDecider
-from theory.queries import SingleHopQueries
-from theory.verdict import FAILURE, FRAGILE, ROBUST, combine
-from theory.verify import verify_model
+from georecall.theory import Instance
+from georecall.theory.certify import code_distance_lower_bound
+from georecall.theory.exact import ExactDecider
+from georecall.theory.queries import SingleHopQueries
+from georecall.theory.verdict import FAILURE, FRAGILE, ROBUST, combine
+from georecall.theory.verify import verify_model
 
 PATHS = ("certify", "fast", "reference", "torch")
 
@@ -44,7 +44,7 @@ def verify_all_paths(weights, instance, **options) -> dict:
         forward = None
         if path == "torch":
             pytest.importorskip("torch")
-            from experiments.torch_verify import TorchForward
+            from georecall.experiments.torch_verify import TorchForward
 
             forward = TorchForward(weights)
         reports[path] = verify_model(weights, instance, path=path, forward=forward, **options)
@@ -155,7 +155,7 @@ def test_a_short_W_pos_is_refused_by_every_path():
         forward = None
         if path == "torch":
             pytest.importorskip("torch")
-            from experiments.torch_verify import TorchForward
+            from georecall.experiments.torch_verify import TorchForward
 
             forward = TorchForward(short)
         with pytest.raises(ValueError, match="W_pos"):
@@ -188,7 +188,7 @@ def test_exact_decider_settles_a_uniform_three_way_tie_in_rationals():
     instance = Instance.random(8, 2, 0)
     model = build_construction("chains", instance, hops=2)
     decider = ExactDecider(model.weights)
-    queries = __import__("theory.queries", fromlist=["MultiHopQueries"]).MultiHopQueries(instance, 2)
+    queries = __import__("georecall.theory.queries", fromlist=["MultiHopQueries"]).MultiHopQueries(instance, 2)
     chunk = queries.take(np.arange(4))
     for tokens, answer in zip(chunk.tokens, chunk.answers):
         assert decider.decide(tokens, int(answer)) in (ROBUST, FRAGILE)
@@ -224,7 +224,7 @@ def test_cli_verify_json_has_the_classes_and_internal_errors_exit_3(tmp_path, ca
 
 def test_compare_checks_the_spec_the_file_claims(tmp_path, capsys):
     from georecall.cli import main
-    from theory.io import load_model, save_model
+    from georecall.theory.io import load_model, save_model
 
     path = str(tmp_path / "m.npz")
     assert main(["build", "--N", "64", "--R", "2", "--out", path]) == 0
@@ -237,12 +237,12 @@ def test_compare_checks_the_spec_the_file_claims(tmp_path, capsys):
 
 
 def test_a_complex_array_is_refused_naming_it(tmp_path):
-    from theory.io import load_model
+    from georecall.theory.io import load_model
 
     path = tmp_path / "m.npz"
     instance = Instance.random(8, 1, 0)
     weights = build_construction("block", instance).weights
-    from theory.io import save_model
+    from georecall.theory.io import save_model
 
     save_model(path, weights, instance)
     with np.load(path) as data:
@@ -254,8 +254,8 @@ def test_a_complex_array_is_refused_naming_it(tmp_path):
 
 
 def test_auto_picks_the_certificate_for_large_nearest_code_models_and_brute_force_otherwise():
-    from theory.certify import nearest_code_structure
-    from theory.verify import CERTIFY_ABOVE_N, choose_single_hop_path
+    from georecall.theory.certify import nearest_code_structure
+    from georecall.theory.verify import CERTIFY_ABOVE_N, choose_single_hop_path
 
     small = build_construction("block", Instance.random(64, 2, 0)).weights
     assert choose_single_hop_path(small, nearest_code_structure(small)) == "fast"

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from constructions import build_block_superposition, build_construction, empirical_threshold_d, multilevel_codebook, rademacher_codebook
-from constructions.shared_space import (
+from georecall.constructions import build_block_superposition, build_construction, empirical_threshold_d, multilevel_codebook, rademacher_codebook
+from georecall.constructions.shared_space import (
     chi_square_deviation,
     shared_space_margin_bound,
     shared_space_sufficient_d,
     union_bound_t,
 )
 from georecall.strategies import instances, precisions, seeds
-from theory import Instance
+from georecall.theory import Instance
 
 
 # --- Theorem 1: block superposition, 2^p-level codes -------------------------------------------

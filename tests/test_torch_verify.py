@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from constructions import build_construction
-from experiments.torch_verify import verify_model_torch
-from theory.instance import Instance
-from theory.verify import verify_model
+from georecall.constructions import build_construction
+from georecall.experiments.torch_verify import verify_model_torch
+from georecall.theory.instance import Instance
+from georecall.theory.verify import verify_model
 
 
 def assert_same_report(fast, reference):

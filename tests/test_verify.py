@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from constructions import binary_codebook, build_block_superposition, build_construction
+from georecall.constructions import binary_codebook, build_block_superposition, build_construction
 from georecall.strategies import instances
 from helpers import plain_single_hop_margins, random_weights
-from theory import Instance, verify_single_hop
-from theory.verify import answer_margins, chunk_size_for
-from theory.weights import MLPWeights, TransformerWeights
+from georecall.theory import Instance, verify_single_hop
+from georecall.theory.verify import answer_margins, chunk_size_for
+from georecall.theory.weights import MLPWeights, TransformerWeights
 
 
 @given(instances(max_N=40, max_R=4), st.integers(1, 50))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.rounding import (
+from georecall.theory.rounding import (
     NUMPY,
     TINY,
     attention_output_depth,
@@ -27,7 +27,7 @@ from theory.rounding import (
     softmax_radius,
     stage_radius,
 )
-from theory.weights import TransformerWeights
+from georecall.theory.weights import TransformerWeights
 
 
 @dataclass

@@ -20,17 +20,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.rounding import overflow_is_a_verdict
-from theory.bounded import BoundedForward, UnembeddingNorms
-from theory.exact import ExactDecider
-from theory.fast import FAST_MEMORY_BUDGET_BYTES, FastScan
-from theory.parallel import map_in_threads
-from theory.geometry import min_squared_distance
-from theory.instance import Instance
-from theory.queries import SingleHopQueries
-from theory.rounding import INFLATE, UNIT_ROUNDOFF, gamma, norm_up
-from theory.verdict import DEFAULT_MAX_EXACT, ROBUST, VerdictAccumulator
-from theory.weights import TransformerWeights
+from georecall.theory.rounding import overflow_is_a_verdict
+from georecall.theory.bounded import BoundedForward, UnembeddingNorms
+from georecall.theory.exact import ExactDecider
+from georecall.theory.fast import FAST_MEMORY_BUDGET_BYTES, FastScan
+from georecall.theory.parallel import map_in_threads
+from georecall.theory.geometry import min_squared_distance
+from georecall.theory.instance import Instance
+from georecall.theory.queries import SingleHopQueries
+from georecall.theory.rounding import INFLATE, UNIT_ROUNDOFF, gamma, norm_up
+from georecall.theory.verdict import DEFAULT_MAX_EXACT, ROBUST, VerdictAccumulator
+from georecall.theory.weights import TransformerWeights
 
 MARGIN_TOLERANCE = 1e-6  # relative: the reported minimum margin is the float64 one to within 1e-6 max(1, |margin|)
 EXACT_DISTANCE_MAX_N = 4096  # above this, use the grid-gap bound instead of the O(N^2) exact distance

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.bounded import BoundedForward
-from theory.rounding import INFLATE
-from theory.verdict import FAILURE, FRAGILE, ROBUST, UNPROVEN
-from theory.weights import TransformerWeights
+from georecall.theory.bounded import BoundedForward
+from georecall.theory.rounding import INFLATE
+from georecall.theory.verdict import FAILURE, FRAGILE, ROBUST, UNPROVEN
+from georecall.theory.weights import TransformerWeights
 
 PRECISIONS = (128, 512, 2048)
 
@@ -103,7 +103,7 @@ class ExactDecider:
         return result
 
     def _decide_batch(self, tokens: np.ndarray, answers: np.ndarray) -> np.ndarray:
-        from theory.rounding import logit_radius, norm_up
+        from georecall.theory.rounding import logit_radius, norm_up
 
         x, rx, finite = self.bounded.final_residual(tokens)
         logits = x @ self.weights.W_U + self.weights.b_U

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import blas
 
-from theory.parallel import map_in_threads
-from theory.rounding import overflow_is_a_verdict
-from theory.bounded import BoundedForward, MarginBatch, UnembeddingNorms, answer_margins, check_context
-from theory.rounding import (
+from georecall.theory.parallel import map_in_threads
+from georecall.theory.rounding import overflow_is_a_verdict
+from georecall.theory.bounded import BoundedForward, MarginBatch, UnembeddingNorms, answer_margins, check_context
+from georecall.theory.rounding import (
     INFLATE,
     TINY,
     attention_output_depth,
@@ -33,7 +33,7 @@ from theory.rounding import (
     softmax_radius,
     stage_radius,
 )
-from theory.weights import TransformerWeights
+from georecall.theory.weights import TransformerWeights
 
 FAST_MEMORY_BUDGET_BYTES = 256 * 2**20
 LOGIT_BLOCK_BYTES = 16 * 2**20  # one block of logits: small enough for its passes to stay in cache
@@ -339,9 +339,9 @@ def verify_single_hop_fast(weights: TransformerWeights, instance, *, memory_budg
     rows and column-blocked margins; when every residual row (support columns only) fits the memory
     budget, distinct rows are computed once (``deduplicated_margins``). One-layer models only.
     """
-    from theory.exact import ExactDecider
-    from theory.queries import SingleHopQueries
-    from theory.verdict import DEFAULT_MAX_EXACT, VerdictAccumulator
+    from georecall.theory.exact import ExactDecider
+    from georecall.theory.queries import SingleHopQueries
+    from georecall.theory.verdict import DEFAULT_MAX_EXACT, VerdictAccumulator
 
     budget = memory_budget_bytes or FAST_MEMORY_BUDGET_BYTES
     N, R = instance.N, instance.R

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.checks import require_int
+from georecall.theory.checks import require_int
 
 
 @dataclass(frozen=True, eq=False)

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.instance import Instance
-from theory.spec import ConstructionSpec
-from theory.weights import ModelMeta, TransformerWeights
+from georecall.theory.instance import Instance
+from georecall.theory.spec import ConstructionSpec
+from georecall.theory.weights import ModelMeta, TransformerWeights
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def narrowest_float(array: np.ndarray) -> np.ndarray:
             narrow[start : start + NARROWING_CHUNK] = part
             return bool(np.array_equal(narrow[start : start + NARROWING_CHUNK], part))
 
-        from theory.parallel import map_in_threads
+        from georecall.theory.parallel import map_in_threads
 
         if all(map_in_threads(exact, range(0, flat.size, NARROWING_CHUNK))):
             return narrow.reshape(array.shape)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.weights import AttentionWeights, MLPWeights, TransformerWeights
+from georecall.theory.weights import AttentionWeights, MLPWeights, TransformerWeights
 
 
 def embed(weights: TransformerWeights, tokens: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.instance import Instance
+from georecall.theory.instance import Instance
 
 
 def relation_token(N: int, relation) -> np.ndarray | int:

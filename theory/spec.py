@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from theory.weights import TransformerWeights
+from georecall.theory.weights import TransformerWeights
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from theory.bounded import MarginBatch
-from theory.rounding import INFLATE
+from georecall.theory.bounded import MarginBatch
+from georecall.theory.rounding import INFLATE
 
 ROBUST, FRAGILE, UNPROVEN, FAILURE = 0, 1, 2, 3
 CLASS_NAMES = ("robust", "fragile", "unproven", "failures")

@@ -20,13 +20,13 @@ from typing import Callable
 
 import numpy as np
 
-from theory.rounding import overflow_is_a_verdict
-from theory.bounded import BoundedForward, answer_margins, check_context  # noqa: F401 (answer_margins: the plain definition)
-from theory.exact import ExactDecider
-from theory.instance import Instance
-from theory.queries import ChainOfThoughtStepQueries, MultiHopQueries, SingleHopQueries
-from theory.verdict import DEFAULT_MAX_EXACT, RecallReport, VerdictAccumulator, combine
-from theory.weights import TransformerWeights
+from georecall.theory.rounding import overflow_is_a_verdict
+from georecall.theory.bounded import BoundedForward, answer_margins, check_context  # noqa: F401 (answer_margins: the plain definition)
+from georecall.theory.exact import ExactDecider
+from georecall.theory.instance import Instance
+from georecall.theory.queries import ChainOfThoughtStepQueries, MultiHopQueries, SingleHopQueries
+from georecall.theory.verdict import DEFAULT_MAX_EXACT, RecallReport, VerdictAccumulator, combine
+from georecall.theory.weights import TransformerWeights
 
 DEFAULT_MEMORY_BUDGET_BYTES = 256 * 2**20
 DEFAULT_MAX_QUERIES = 1_000_000
@@ -191,7 +191,7 @@ CERTIFY_ABOVE_N = 4096  # measured: below it fast brute force wins (0.56 s again
 
 def choose_single_hop_path(weights: TransformerWeights, structure=None) -> str:
     """The fastest sound single-hop path: the certificate where the unembedding is nearest-code
-    (``structure``, from theory.certify.nearest_code_structure) and N is large, else fast brute
+    (``structure``, from georecall.theory.certify.nearest_code_structure) and N is large, else fast brute
     force (one layer), else the bounded reference."""
     if structure is not None and (weights.meta.N > CERTIFY_ABOVE_N or weights.n_layers != 1):
         return "certify"
@@ -252,8 +252,8 @@ def _kind_counts(report: RecallReport) -> dict:
 
 
 def _verify_single_hop_by_path(weights, instance, path, forward, max_listed, options) -> RecallReport:
-    from theory.certify import certify_single_hop, nearest_code_structure
-    from theory.fast import verify_single_hop_fast
+    from georecall.theory.certify import certify_single_hop, nearest_code_structure
+    from georecall.theory.fast import verify_single_hop_fast
 
     wants_structure = path == "certify" or (path == "auto" and (weights.meta.N > CERTIFY_ABOVE_N or weights.n_layers != 1))
     structure = nearest_code_structure(weights) if wants_structure else None

@@ -12,8 +12,8 @@ d_model linear in N, where the paper's geometry needs O(R log N).
 
 import numpy as np
 
-from theory.instance import Instance
-from theory.weights import AttentionWeights, Block, MLPWeights, ModelMeta, TransformerWeights
+from georecall.theory.instance import Instance
+from georecall.theory.weights import AttentionWeights, Block, MLPWeights, ModelMeta, TransformerWeights
 
 
 def lookup_table(instance: Instance, broken: bool = False) -> TransformerWeights:
