@@ -9,7 +9,6 @@ measured in the same run. Prints a table and writes CSV with the machine descrip
 import argparse
 import time
 
-import torch
 
 from georecall.experiments.config import TrainConfig
 from georecall.experiments.train import train

@@ -1,4 +1,4 @@
-"""Information-theoretic lower bounds (THEORY D), each a sympy closed form with exact numbers.
+"""Information-theoretic lower bounds (docs/theorems/bounds.md), each a sympy closed form with exact numbers.
 
 Proofs: docs/theorems/bounds.md. Numbers come from mpmath log-gamma at 60 significant digits or
 from Python integers, never from float-only arithmetic.

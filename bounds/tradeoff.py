@@ -7,7 +7,6 @@ log2 realisable_tuples_lower(N, R, k) <= d p; the condition is monotone in N.
 
 from __future__ import annotations
 
-import mpmath
 import sympy as sp
 
 from georecall.bounds.generic import _check, log2_realisable_tuples_lower, realisable_tuples_lower

@@ -1,4 +1,4 @@
-"""k hops without CoT, associative route (THEORY C4; docs/theorems/multi_hop.md, Theorem 6).
+"""k hops without CoT, associative route (construction K4; docs/theorems/multi_hop.md, Theorem 6).
 
 k layers and a small residual stream, but the facts live in the MLPs:
 

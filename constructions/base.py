@@ -20,7 +20,7 @@ class Construction:
 
     ``subject_embeddings(instance)`` returns the [N, d_model] subject rows of W_E for any
     instance with the same N and R; the shared weights never change. That function is the
-    formal content of zero-shot transfer (THEORY C5): see :meth:`retarget`.
+    formal content of zero-shot transfer (paper claim C5, docs/index.md): see :meth:`retarget`.
     """
 
     weights: TransformerWeights

@@ -1,4 +1,4 @@
-"""Single hop, block superposition (THEORY C1; theorem in docs/theorems/single_hop.md, Theorem 1).
+"""Single hop, block superposition (construction K1; theorem in docs/theorems/single_hop.md, Theorem 1).
 
 Residual layout (d_model = R*d0 + R + d0):
     subject[r]  d0 coords each, r in [R]   e_s puts u_{f_r(s)} in block r

@@ -1,4 +1,4 @@
-"""Multi-hop constructions with one code block per chain (THEORY C3, C5 and partial CoT).
+"""Multi-hop constructions with one code block per chain (constructions K3 and K5, with partial CoT).
 
 docs/theorems/multi_hop.md, Theorems 4 and 5. One builder serves three prompt formats:
 
@@ -25,7 +25,7 @@ import numpy as np
 
 from georecall.constructions.base import Construction
 from georecall.constructions.codebooks import Codebook
-from georecall.constructions.layout import Layout, Subspace
+from georecall.constructions.layout import Layout
 from georecall.constructions.routing import SCORE_GAP, Route, attention_leak_bound, routing_attention
 from georecall.constructions.selector import nearest_code_unembedding, relation_rows
 from georecall.theory.checks import require_int
@@ -125,7 +125,7 @@ def _build(instance, codebook, chains, slots, n_ctx, entity_route, hop_routes, m
 
 
 def build_multi_hop_chains(instance: Instance, codebook: Codebook, hops: int, chains: str = "exact") -> Construction:
-    """No CoT (THEORY C3): every chain of length ``hops`` (or 1..hops) has its own code block."""
+    """No CoT (construction K3): every chain of length ``hops`` (or 1..hops) has its own code block."""
     hops = require_int("hops", hops, minimum=1)
     if chains not in ("exact", "up_to"):
         raise ValueError(f"chains must be 'exact' or 'up_to', got {chains!r}")
@@ -140,7 +140,7 @@ def build_multi_hop_chains(instance: Instance, codebook: Codebook, hops: int, ch
 
 
 def build_chain_of_thought(instance: Instance, codebook: Codebook, max_hops: int, hops_per_step: int = 1) -> Construction:
-    """CoT (THEORY C5) for every depth k <= max_hops; hops_per_step > 1 is partial CoT.
+    """CoT (construction K5) for every depth k <= max_hops; hops_per_step > 1 is partial CoT.
 
     Step t of a k-hop prompt applies relations (t-1)h+1 .. min(th, k) to the current entity.
     """

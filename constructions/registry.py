@@ -30,7 +30,7 @@ def build_construction(
     chains: str = "exact",
     cot_steps: int | None = None,
 ) -> Construction:
-    """``name`` is "block" (THEORY C1), "shared-space" (C2; d defaults to Theorem 3's sufficient d),
+    """``name`` is "block" (construction K1), "shared-space" (K2; d defaults to Theorem 3's sufficient d),
     "chains" (C3: k-hop without CoT, one code block per chain), "associative" (C4: k layers with
     lookup MLPs) or "cot" (C5: chain-of-thought for every depth <= hops; ``cot_steps`` = T < hops
     gives partial CoT with ceil(hops / T) hops per emitted token).

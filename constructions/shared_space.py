@@ -1,4 +1,4 @@
-"""Single hop, shared-space superposition (THEORY C2; docs/theorems/single_hop.md, Theorem 3).
+"""Single hop, shared-space superposition (construction K2; docs/theorems/single_hop.md, Theorem 3).
 
 Residual layout (d_model = d + R + d0): "shared" (d), "relation" (R), "output" (d0).
 

@@ -1,1 +1,1 @@
-"""Gradient-descent experiments (THEORY.md part E). Needs PyTorch: ``pip install -e ".[train]"``."""
+"""Gradient-descent experiments (docs/experiments.md). Needs PyTorch: ``pip install -e ".[train]"``."""

@@ -1,4 +1,4 @@
-"""Structure analyses of a trained model (THEORY.md part E), computed on the float64 container.
+"""Structure analyses of a trained model (docs/experiments.md), computed on the float64 container.
 
 Every function takes the reference weights and the instance they were trained on and uses
 ``theory.model`` for any forward pass, so the numbers are those of the reference model.

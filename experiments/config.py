@@ -16,7 +16,7 @@ DEVICES = ("cpu", "cuda")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One gradient-descent run on R random bijections of [N] (THEORY.md part E).
+    """One gradient-descent run on R random bijections of [N] (docs/experiments.md).
 
     N, R: the instance; ``instance_seed`` draws it (default: ``seed``).
     d_model, d_mlp, n_heads: the one-layer model; d_head = d_model / n_heads.

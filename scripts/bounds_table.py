@@ -9,7 +9,6 @@ tests/test_constructions.py), since building N = 2^24 models would need tens of 
 
 import argparse
 import csv
-import math
 import os
 
 from georecall.bounds import any_model_min_params, generic_min_d

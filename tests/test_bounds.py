@@ -221,6 +221,6 @@ def test_generic_min_d_and_max_N_are_exact_at_astronomical_N():
     from georecall.bounds.generic import generic_min_d
 
     assert generic_min_d(2**256, 1, 1) == 256 and generic_min_d(2**256 + 1, 1, 1) == 257
-    for d, p, R, k in [(64, 4, 1, 2), (256, 1, 1, 2), (256, 4, 4, 2), (256, 1, 4, 1)]:
-        n = max_N(d, p, R, k)
-        assert generic_min_d(n, R, p, k) <= d < generic_min_d(n + 1, R, p, k)
+    for d, bits, relations, hops in [(64, 4, 1, 2), (256, 1, 1, 2), (256, 4, 4, 2), (256, 1, 4, 1)]:
+        n = max_N(d, bits, relations, hops)
+        assert generic_min_d(n, relations, bits, hops) <= d < generic_min_d(n + 1, relations, bits, hops)

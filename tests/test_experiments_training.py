@@ -7,7 +7,6 @@ import pytest
 
 from georecall.constructions import build_construction
 from georecall.experiments.analysis import causal_swap, gating_selectivity, probe_accuracy, superposition_fit
-from georecall.experiments.cli_support import analyse
 from georecall.experiments.config import TrainConfig
 from georecall.experiments.controls import VARIANTS, trainable_parameters
 from georecall.experiments.model import init_weights

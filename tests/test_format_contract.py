@@ -19,8 +19,8 @@ def format_md_forward(path, tokens):
     data = np.load(path, allow_pickle=False)
     meta = json.loads(str(data["meta"]))
     x = [data["W_E"][t].astype(np.float64) + (data["W_pos"][i] if "W_pos" in data.files else 0.0) for i, t in enumerate(tokens)]
-    for l in range(meta["n_layers"]):
-        p = f"blocks.{l}."
+    for layer in range(meta["n_layers"]):
+        p = f"blocks.{layer}."
         WQ, WK, WV, WO = (data[p + "attn." + n] for n in ("W_Q", "W_K", "W_V", "W_O"))
         new_x = []
         for i in range(len(tokens)):

@@ -12,7 +12,7 @@ from georecall.constructions.chains import chain_dimensions
 from georecall.strategies import hop_depths, instances, seeds
 from georecall.theory import Instance, verify_chain_of_thought, verify_model, verify_multi_hop
 from georecall.theory.model import forward
-from georecall.theory.weights import AttentionWeights, Block, TransformerWeights
+from georecall.theory.weights import AttentionWeights, Block
 
 MULTI_HOP = [
     ("chains", {"chains": "exact"}),
@@ -73,7 +73,7 @@ def greedy_decode(weights, prompt, steps):
 
 def test_greedy_decoding_emits_the_intermediate_entities():
     instance = Instance.random(16, 3, 1)
-    N, R = 16, 3
+    N = 16
     for steps, h in ((None, 1), (2, 2)):
         model = build_construction("cot", instance, hops=4, cot_steps=steps)
         sep, pad = model.weights.meta.special_tokens["SEP"], model.weights.meta.special_tokens["PAD"]

@@ -29,7 +29,7 @@ from georecall.theory.geometry import min_squared_distance
 from georecall.theory.instance import Instance
 from georecall.theory.queries import SingleHopQueries
 from georecall.theory.rounding import INFLATE, UNIT_ROUNDOFF, gamma, norm_up
-from georecall.theory.verdict import DEFAULT_MAX_EXACT, ROBUST, VerdictAccumulator
+from georecall.theory.verdict import DEFAULT_MAX_EXACT, ROBUST, RecallReport, VerdictAccumulator
 from georecall.theory.weights import TransformerWeights
 
 MARGIN_TOLERANCE = 1e-6  # relative: the reported minimum margin is the float64 one to within 1e-6 max(1, |margin|)
@@ -102,7 +102,7 @@ def nearest_code_structure(weights: TransformerWeights) -> NearestCode | None:
 @overflow_is_a_verdict
 def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
                        max_listed: int = 10, max_exact: int = DEFAULT_MAX_EXACT, structure: NearestCode | None = None,
-                       progress=None) -> "RecallReport":
+                       progress=None) -> RecallReport:
     """Exhaustive single-hop verdict, certified where possible; sound on every query (Theorem C2')."""
     N, R = instance.N, instance.R
     queries = SingleHopQueries(instance)

@@ -11,7 +11,6 @@ columns only. So the bound costs O(1) per hidden unit, not a second matrix produ
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +18,7 @@ from scipy.linalg import blas
 
 from georecall.theory.parallel import map_in_threads
 from georecall.theory.rounding import overflow_is_a_verdict
-from georecall.theory.bounded import BoundedForward, MarginBatch, UnembeddingNorms, answer_margins, check_context
+from georecall.theory.bounded import MarginBatch, UnembeddingNorms, answer_margins, check_context
 from georecall.theory.rounding import (
     INFLATE,
     TINY,
@@ -401,7 +400,7 @@ class FastScan:
 
     def batches(self):
         """(first subject, stop subject, MarginBatch) covering every query in order."""
-        N, R = self.instance.N, self.instance.R
+        N = self.instance.N
         facts_T = self.instance.facts.T
         if self.deduplicate:
             parts = list(map_in_threads(self.rows, self.subject_chunks()))
