@@ -75,8 +75,11 @@ def test_check_json_reports_every_case_exact(capsys):
     code, out, _ = run(capsys, "check", "--json")
     result = json.loads(out)
     assert code == 0 and result["all_exact"] is True
-    assert {row["construction"].split("/")[0] for row in result["rows"]} == {"block_superposition", "shared_space"}
-    assert all(row["exhaustive"] and row["queries"] == row["N"] * row["R"] for row in result["rows"])
+    assert {row["construction"].split("/")[0] for row in result["rows"]} == {
+        "block_superposition", "shared_space", "multi_hop_chains", "chain_of_thought", "partial_chain_of_thought", "associative_multi_hop"}
+    assert all(row["exhaustive"] for row in result["rows"])
+    single = [row for row in result["rows"] if row["construction"].split("/")[0] in ("block_superposition", "shared_space")]
+    assert all(row["queries"] == row["N"] * row["R"] for row in single)
 
 
 def test_installed_entry_point_runs_without_traceback(tmp_path):
