@@ -7,6 +7,8 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 
+import numpy as np
+
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 _POOL = ThreadPoolExecutor(max_workers=WORKERS)
 
@@ -20,12 +22,16 @@ def map_in_threads(function, items):
     """
     from threadpoolctl import threadpool_limits
 
+    def quiet(item):  # numpy's error state is per thread: a NaN here is a verdict (rule N), not a warning
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            return function(item)
+
     items = iter(items)
     with threadpool_limits(limits=1, user_api="blas"):
-        pending = deque(_POOL.submit(function, item) for item in islice(items, 2 * WORKERS))
+        pending = deque(_POOL.submit(quiet, item) for item in islice(items, 2 * WORKERS))
         while pending:
             result = pending.popleft().result()
             for item in items:
-                pending.append(_POOL.submit(function, item))
+                pending.append(_POOL.submit(quiet, item))
                 break
             yield result
