@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from georecall.theory.bounded import BoundedForward
-from georecall.theory.rounding import INFLATE
+from georecall.theory.rounding import INFLATE, logit_radius, norm_up
 from georecall.theory.verdict import FAILURE, FRAGILE, ROBUST, UNPROVEN
 from georecall.theory.weights import TransformerWeights
 
@@ -103,8 +103,6 @@ class ExactDecider:
         return result
 
     def _decide_batch(self, tokens: np.ndarray, answers: np.ndarray) -> np.ndarray:
-        from georecall.theory.rounding import logit_radius, norm_up
-
         x, rx, finite = self.bounded.final_residual(tokens)
         logits = x @ self.weights.W_U + self.weights.b_U
         finite = finite & np.all(np.isfinite(logits), axis=1)

@@ -55,7 +55,6 @@ def verify_queries(
     progress: Callable[[int, int], None] | None = None,
     forward=None,
     accumulator: VerdictAccumulator | None = None,
-    positions_offset: int = 0,
 ) -> RecallReport:
     """Check the queries of ``query_set`` (all unless ``indices`` picks a sample) through ``forward``.
 
@@ -78,7 +77,7 @@ def verify_queries(
     for begin in range(0, len(indices), chunk_size):
         chunk = query_set.take(indices[begin : begin + chunk_size])
         batch = forward.margins(chunk.tokens, chunk.answers)
-        positions = np.arange(begin, begin + len(chunk.indices)) + positions_offset
+        positions = np.arange(begin, begin + len(chunk.indices))
         accumulator.add(positions, chunk.indices, batch, query_set)
         if progress is not None:
             progress(begin + len(chunk.indices), len(indices))
