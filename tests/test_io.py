@@ -90,3 +90,34 @@ def test_missing_and_non_npz_files(tmp_path):
         pass
     with pytest.raises(ValueError, match="no 'meta'"):
         load_model(tmp_path / "empty.npz")
+
+
+def test_an_interrupted_write_keeps_the_old_file_and_leaves_no_partial_one(tmp_path, monkeypatch):
+    import numpy as np
+
+    from georecall.constructions import build_construction
+    from georecall.theory import Instance
+    from georecall.theory.io import load_model, save_model
+
+    path = tmp_path / "m.npz"
+    old = build_construction("block", Instance.random(16, 2, 0))
+    save_model(path, old.weights, old.instance)
+    before = path.read_bytes()
+    new = build_construction("block", Instance.random(16, 2, 1))
+    real_write = np.lib.format.write_array
+    calls = []
+
+    def interrupted(member, array, **options):
+        calls.append(1)
+        if len(calls) == 3:  # a few members in: as if Ctrl-C arrived mid-write
+            raise KeyboardInterrupt
+        return real_write(member, array, **options)
+
+    monkeypatch.setattr(np.lib.format, "write_array", interrupted)
+    try:
+        save_model(path, new.weights, new.instance)
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(np.lib.format, "write_array", real_write)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
+    assert np.array_equal(load_model(path).instance.facts, old.instance.facts)
