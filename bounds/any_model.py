@@ -12,7 +12,7 @@ import sympy as sp
 
 from georecall.bounds.information import INFORMATION_BITS_EXPR, information_bits
 from georecall.bounds.numbers import ceil_div_exact, mp
-from georecall.theory.checks import require_int
+from georecall.theory.checks import InputError, require_int
 
 from georecall.bounds.symbols import delta as delta_, p as p_
 ANY_MODEL_MIN_PARAMS_EXPR = sp.ceiling((INFORMATION_BITS_EXPR - sp.log(1 / delta_, 2)) / p_)
@@ -21,7 +21,7 @@ ANY_MODEL_MIN_PARAMS_EXPR = sp.ceiling((INFORMATION_BITS_EXPR - sp.log(1 / delta
 def any_model_min_bits(N: int, R: int, delta: float = 1.0) -> mpmath.mpf:
     """R log2(N!) - log2(1/delta): the least P p of any model exact with probability >= delta."""
     if not 0 < delta <= 1:
-        raise ValueError(f"delta must be in (0, 1], got {delta}")
+        raise InputError(f"delta must be in (0, 1], got {delta}")
     with mp():
         return information_bits(N, R) - mpmath.log(1 / mpmath.mpf(delta), 2)
 

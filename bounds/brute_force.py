@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from georecall.theory.checks import InputError
 from georecall.theory.queries import chain_tuples
 
 MAX_INSTANCES = 2_000_000
@@ -19,7 +20,7 @@ MAX_INSTANCES = 2_000_000
 def count_realisable_tuples(N: int, R: int, k: int, chains: str = "exact", subject: int = 0) -> int:
     """|{(f_c(subject))_c : f_0..f_{R-1} permutations of [N]}| by enumeration."""
     if math.factorial(N) ** R > MAX_INSTANCES:
-        raise ValueError(f"(N!)^R = {math.factorial(N) ** R} instances exceed the enumeration limit {MAX_INSTANCES}")
+        raise InputError(f"(N!)^R = {math.factorial(N) ** R} instances exceed the enumeration limit {MAX_INSTANCES}")
     perms = np.array(list(itertools.permutations(range(N))), dtype=np.int64)  # [N!, N]
     seen = set()
     for choice in itertools.product(range(len(perms)), repeat=R):

@@ -19,7 +19,7 @@ import mpmath
 from georecall.bounds.any_model import any_model_min_bits
 from georecall.bounds.generic import generic_min_bits
 from georecall.bounds.numbers import mp
-from georecall.theory.checks import require_int
+from georecall.theory.checks import InputError, require_int
 from georecall.theory.io import LoadedModel
 from georecall.theory.spec import ConstructionSpec, checked_spec, spec_from_weights
 
@@ -80,7 +80,7 @@ def _spec_of(subject) -> tuple[ConstructionSpec, list]:
             fact_independent_shared=False,
         )
         return spec, ["the file carries no spec: its shared weights are assumed to depend on the facts"]
-    raise ValueError(f"compare takes a ConstructionSpec or a LoadedModel, got {type(subject).__name__}")
+    raise InputError(f"compare takes a ConstructionSpec or a LoadedModel, got {type(subject).__name__}")
 
 
 def compare(subject, precision: int | None = None, tight_factor: float = TIGHT_FACTOR) -> Comparison:
@@ -91,7 +91,7 @@ def compare(subject, precision: int | None = None, tight_factor: float = TIGHT_F
     spec, notes = _spec_of(subject)
     if precision is None:
         if not mpmath.isfinite(spec.bits_per_coordinate):
-            raise ValueError("precision must be given: the file declares no bits per coordinate")
+            raise InputError("precision must be given: the file declares no bits per coordinate")
         precision = int(mpmath.ceil(spec.bits_per_coordinate))
     precision = require_int("precision", precision, minimum=1)
     chains = spec.extra.get("chains", "exact")

@@ -19,7 +19,7 @@ import mpmath
 import sympy as sp
 
 from georecall.bounds.numbers import ceil_div_exact, log2_falling_factorial, mp
-from georecall.theory.checks import require_int
+from georecall.theory.checks import InputError, require_int
 from georecall.theory.queries import CHAIN_KINDS
 
 
@@ -45,7 +45,7 @@ def _check(N, R, k, chains):
     R = require_int("R", R, minimum=1)
     k = require_int("hops", k, minimum=1)
     if chains not in CHAIN_KINDS:
-        raise ValueError(f"chains must be one of {', '.join(CHAIN_KINDS)}; got {chains!r}")
+        raise InputError(f"chains must be one of {', '.join(CHAIN_KINDS)}; got {chains!r}")
     return N, R, k
 
 
@@ -92,12 +92,12 @@ def generic_min_bits(N: int, R: int, hops: int = 1, cot: bool = False, chains: s
     """
     N, R, hops = _check(N, R, hops, chains)
     if not 0 < delta <= 1:
-        raise ValueError(f"delta must be in (0, 1], got {delta}")
+        raise InputError(f"delta must be in (0, 1], got {delta}")
     with mp():
         if hops == 1 or cot:
             return R * mpmath.log(N, 2) - mpmath.log(1 / mpmath.mpf(delta), 2)
         if delta != 1:
-            raise ValueError("delta < 1 is proved for single hop and chain-of-thought only; use delta = 1 for k-hop without CoT")
+            raise InputError("delta < 1 is proved for single hop and chain-of-thought only; use delta = 1 for k-hop without CoT")
         return max(mpmath.mpf(0), log2_realisable_tuples_lower(N, R, hops, chains))
 
 

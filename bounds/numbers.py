@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mpmath
+from georecall.theory.checks import InputError
 
 WORKING_DIGITS = 60
 
@@ -15,7 +16,7 @@ def mp():
 def log2_falling_factorial(n: int, m: int) -> mpmath.mpf:
     """log2(n (n-1) ... (n-m+1)) = (lnGamma(n+1) - lnGamma(n-m+1)) / ln 2; -inf when m > n."""
     if m < 0:
-        raise ValueError(f"m must be >= 0, got {m}")
+        raise InputError(f"m must be >= 0, got {m}")
     if m > n:
         return mpmath.mpf("-inf")
     # lnGamma(n+1) ~ n ln n: the difference cancels about log10(n ln n) leading digits, so add them.

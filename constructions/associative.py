@@ -28,7 +28,7 @@ from georecall.constructions.layout import Layout
 from georecall.constructions.routing import SCORE_GAP, Route, attention_leak_bound, routing_attention
 from georecall.constructions.chains import chain_layout
 from georecall.constructions.selector import gated_selector, nearest_code_unembedding, relation_rows
-from georecall.theory.checks import require_int
+from georecall.theory.checks import InputError, require_int
 from georecall.theory.instance import Instance
 from georecall.theory.spec import spec_from_weights
 from georecall.theory.weights import AttentionWeights, Block, MLPWeights, ModelMeta, TransformerWeights
@@ -67,7 +67,7 @@ def build_associative_multi_hop(instance: Instance, codebook: Codebook, hops: in
     """Exact k-hop recall (chains of length exactly k) with d_model = (k+1) + R d0 + R + kR + d0."""
     hops = require_int("hops", hops, minimum=1)
     if codebook.name not in ("binary", "rademacher"):
-        raise ValueError(f"the associative route needs a +-1 codebook (binary or rademacher), got {codebook.name!r}")
+        raise InputError(f"the associative route needs a +-1 codebook (binary or rademacher), got {codebook.name!r}")
     N, R, d0 = instance.N, instance.R, codebook.d0
     layout = associative_layout(hops, R, d0)
     D, pos, last = layout.d_model, layout["pos"], hops
@@ -110,4 +110,4 @@ def _silent_attention(D: int) -> AttentionWeights:
 
 
 def _no_retarget(instance: Instance):
-    raise ValueError("the associative route stores the facts in its MLPs: it cannot be re-targeted by subject embeddings alone")
+    raise InputError("the associative route stores the facts in its MLPs: it cannot be re-targeted by subject embeddings alone")

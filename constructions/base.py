@@ -7,6 +7,7 @@ from typing import Callable
 
 import numpy as np
 
+from georecall.theory.checks import InputError
 from georecall.theory.instance import Instance
 from georecall.theory.spec import ConstructionSpec
 from georecall.theory.verify import RecallReport
@@ -31,7 +32,7 @@ class Construction:
     def retarget(self, instance: Instance) -> "Construction":
         """The same shared weights answering ``instance``: only the subject embeddings are rebuilt."""
         if (instance.N, instance.R) != (self.instance.N, self.instance.R):
-            raise ValueError(
+            raise InputError(
                 f"retarget needs an instance with N={self.instance.N}, R={self.instance.R}; "
                 f"got N={instance.N}, R={instance.R}"
             )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from georecall.theory.checks import InputError
 from georecall.constructions.base import Construction
 from georecall.constructions.codebooks import Codebook
 from georecall.constructions.layout import Layout
@@ -56,7 +57,7 @@ def build_block_superposition(instance: Instance, codebook: Codebook) -> Constru
     """Exact single-hop recall with margin (1/2) min_{a != b} ||u_a - u_b||^2 (Theorem 1)."""
     N, R, d0 = instance.N, instance.R, codebook.d0
     if codebook.N != N:
-        raise ValueError(f"codebook has {codebook.N} codes but the instance has N = {N}")
+        raise InputError(f"codebook has {codebook.N} codes but the instance has N = {N}")
     layout = block_layout(R, d0)
     D = layout.d_model
     subject, relation, output = layout["subjects"], layout["relation"], layout["output"]

@@ -28,7 +28,7 @@ from georecall.constructions.codebooks import Codebook
 from georecall.constructions.layout import Layout
 from georecall.constructions.routing import SCORE_GAP, Route, attention_leak_bound, routing_attention
 from georecall.constructions.selector import nearest_code_unembedding, relation_rows
-from georecall.theory.checks import require_int
+from georecall.theory.checks import InputError, require_int
 from georecall.theory.instance import Instance
 from georecall.theory.queries import chain_tuples
 from georecall.theory.spec import spec_from_weights
@@ -91,7 +91,7 @@ def chain_selector(layout: Layout, chains: list, slots: int, R: int, d0: int, ga
 def _build(instance, codebook, chains, slots, n_ctx, entity_route, hop_routes, meta_fields, name, cot, hops, special):
     N, R, d0 = instance.N, instance.R, codebook.d0
     if codebook.N != N:
-        raise ValueError(f"codebook has {codebook.N} codes but the instance has N = {N}")
+        raise InputError(f"codebook has {codebook.N} codes but the instance has N = {N}")
     layout = chain_layout(n_ctx, len(chains), R, slots, d0)
     D, pos = layout.d_model, layout["pos"]
     gate = codebook.max_abs_entry + 1.0
@@ -128,7 +128,7 @@ def build_multi_hop_chains(instance: Instance, codebook: Codebook, hops: int, ch
     """No CoT (construction K3): every chain of length ``hops`` (or 1..hops) has its own code block."""
     hops = require_int("hops", hops, minimum=1)
     if chains not in ("exact", "up_to"):
-        raise ValueError(f"chains must be 'exact' or 'up_to', got {chains!r}")
+        raise InputError(f"chains must be 'exact' or 'up_to', got {chains!r}")
     R = instance.R
     chain_set = chain_tuples(R, hops, chains)
     lengths = [hops] if chains == "exact" else range(1, hops + 1)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from georecall.theory.checks import require_int, require_probability
+from georecall.theory.checks import InputError, require_int, require_probability
 from georecall.theory.geometry import min_squared_distance
 
 
@@ -103,4 +103,4 @@ def make_codebook(name: str, N: int, *, precision: int = 1, delta: float = 1e-3,
         return multilevel_codebook(N, precision)
     if name == "rademacher":
         return rademacher_codebook(N, delta, seed, d0)
-    raise ValueError(f"codebook must be one of {', '.join(CODEBOOKS)}; got {name!r}")
+    raise InputError(f"codebook must be one of {', '.join(CODEBOOKS)}; got {name!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from georecall.theory.checks import InputError
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Layout:
 
     def add(self, name: str, size: int) -> Subspace:
         if name in self._spaces:
-            raise ValueError(f"subspace {name!r} already exists")
+            raise InputError(f"subspace {name!r} already exists")
         space = Subspace(name, self.d_model, size)
         self._spaces[name] = space
         self.d_model += size

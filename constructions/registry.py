@@ -10,7 +10,7 @@ from georecall.constructions.block_superposition import build_block_superpositio
 from georecall.constructions.codebooks import make_codebook
 from georecall.constructions.shared_space import build_shared_space, code_min_hamming, shared_space_sufficient_d
 from georecall.constructions.chains import build_chain_of_thought, build_multi_hop_chains
-from georecall.theory.checks import require_int
+from georecall.theory.checks import InputError, require_int
 from georecall.theory.instance import Instance
 
 CONSTRUCTIONS = ("block", "shared-space", "chains", "associative", "cot")
@@ -53,4 +53,4 @@ def build_construction(
         hops = require_int("hops", hops, minimum=1)
         steps = hops if cot_steps is None else require_int("cot_steps", cot_steps, minimum=1, maximum=hops)
         return build_chain_of_thought(instance, book, hops, math.ceil(hops / steps))
-    raise ValueError(f"construction must be one of {', '.join(CONSTRUCTIONS)}; got {name!r}")
+    raise InputError(f"construction must be one of {', '.join(CONSTRUCTIONS)}; got {name!r}")

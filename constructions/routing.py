@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from georecall.theory.checks import InputError
 from georecall.constructions.layout import Subspace
 from georecall.theory.weights import AttentionWeights
 
@@ -35,7 +36,7 @@ def routing_attention(d_model: int, pos: Subspace, routes: list[Route], gap: flo
     W_V, W_O = np.zeros((H, d_model, d_head)), np.zeros((H, d_head, d_model))
     for h, route in enumerate(routes):
         if route.src.size != route.dst.size:
-            raise ValueError("a route copies between subspaces of equal size")
+            raise InputError("a route copies between subspaces of equal size")
         for query, key in route.positions.items():
             W_Q[h, pos[query], key] = 1.0
         W_K[h, pos.slice, : pos.size] = gap * np.eye(pos.size)

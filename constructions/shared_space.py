@@ -23,7 +23,7 @@ from georecall.constructions.base import Construction
 from georecall.constructions.codebooks import Codebook
 from georecall.constructions.layout import Layout
 from georecall.constructions.selector import gated_selector, nearest_code_unembedding, relation_rows, subject_copy_attention
-from georecall.theory.checks import require_int, require_probability
+from georecall.theory.checks import InputError, require_int, require_probability
 from georecall.theory.instance import Instance
 from georecall.theory.search import bisect_boundary
 from georecall.theory.spec import spec_from_weights
@@ -115,9 +115,9 @@ def build_shared_space(instance: Instance, codebook: Codebook, d: int, seed: int
     d = require_int("d", d, minimum=1)
     delta = require_probability("delta", delta)
     if codebook.N != N:
-        raise ValueError(f"codebook has {codebook.N} codes but the instance has N = {N}")
+        raise InputError(f"codebook has {codebook.N} codes but the instance has N = {N}")
     if codebook.name not in ("binary", "rademacher"):
-        raise ValueError(f"shared_space needs a +-1 codebook (binary or rademacher), got {codebook.name!r}")
+        raise InputError(f"shared_space needs a +-1 codebook (binary or rademacher), got {codebook.name!r}")
     maps = random_maps(R, d, d0, seed)
     layout = shared_space_layout(d, R, d0)
     D = layout.d_model
@@ -179,7 +179,7 @@ def empirical_threshold_d(
         return all(build_shared_space(instance, codebook, d, seed).verify().exact_recall for seed in seeds)
 
     if not all_exact(d_high):
-        raise ValueError(f"d_high = {d_high} is not exact for every seed; raise d_high")
+        raise InputError(f"d_high = {d_high} is not exact for every seed; raise d_high")
     high, low = bisect_boundary(all_exact, d_low - 1, d_high)
     return {"threshold_d": high, "failing_d_below": low if low >= d_low else None, "seeds": list(seeds)}
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from georecall.theory.checks import InputError
 from georecall.theory.instance import Instance
 from georecall.theory.model import attention, mlp
 from georecall.theory.weights import TransformerWeights
@@ -36,7 +37,7 @@ def attribute_vectors(weights: TransformerWeights) -> np.ndarray:
 
 def _require_one_layer(weights: TransformerWeights) -> None:
     if weights.n_layers != 1 or weights.meta.special_tokens:
-        raise ValueError("the structure analyses take a one-layer single-hop model")
+        raise InputError("the structure analyses take a one-layer single-hop model")
 
 
 def residual_from_embeddings(weights: TransformerWeights, subject_vectors: np.ndarray, relations: np.ndarray,

@@ -6,7 +6,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
-from georecall.theory.checks import require_int
+from georecall.theory.checks import InputError, require_int
 
 # Parameter groups a run can freeze. "subjects" and "relations" are row blocks of W_E.
 PARAM_GROUPS = ("subjects", "relations", "pos", "attn", "mlp", "unembed")
@@ -63,7 +63,7 @@ class TrainConfig:
         if self.batch_size is not None:
             require_int("batch_size", self.batch_size, minimum=1)
         if self.d_model % self.n_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+            raise InputError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
         _require_positive("lr", self.lr)
         _require_positive("embed_init_scale", self.embed_init_scale)
         _require_non_negative("weight_decay", self.weight_decay)
@@ -71,11 +71,11 @@ class TrainConfig:
         object.__setattr__(self, "freeze", tuple(self.freeze))
         unknown = sorted(set(self.freeze) - set(PARAM_GROUPS))
         if unknown:
-            raise ValueError(f"freeze has unknown groups {unknown}; valid groups are {list(PARAM_GROUPS)}")
+            raise InputError(f"freeze has unknown groups {unknown}; valid groups are {list(PARAM_GROUPS)}")
         if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
+            raise InputError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
         if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {list(DEVICES)}, got {self.device!r}")
+            raise InputError(f"device must be one of {list(DEVICES)}, got {self.device!r}")
 
     @property
     def facts(self) -> int:
@@ -98,7 +98,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"config has unknown keys {unknown}")
+            raise InputError(f"config has unknown keys {unknown}")
         return cls(**{**data, "freeze": tuple(data.get("freeze", ()))})
 
     def save(self, path) -> None:
@@ -113,9 +113,9 @@ class TrainConfig:
 
 def _require_positive(name: str, value) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        raise InputError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 def _require_non_negative(name: str, value) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        raise InputError(f"{name} must be a finite number >= 0, got {value!r}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+from georecall.theory.checks import InputError
 from georecall.experiments.config import TrainConfig
 from georecall.experiments.sweep import threshold_for_seed
 from georecall.experiments.train import build_model, _Freezer
@@ -43,7 +44,7 @@ def width_thresholds(Ns, base: TrainConfig, variants=tuple(VARIANTS), seed: int 
     """Least d_mlp reaching 100% for each variant and N, with trainable parameters against facts."""
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
-        raise ValueError(f"variants has unknown names {unknown}; valid names are {list(VARIANTS)}")
+        raise InputError(f"variants has unknown names {unknown}; valid names are {list(VARIANTS)}")
     rows = []
     for N in Ns:
         for name in variants:

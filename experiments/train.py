@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from georecall.theory.checks import InputError
 from georecall.experiments.config import TrainConfig
 from georecall.experiments.model import TorchTransformer, init_weights
 from georecall.theory.instance import Instance
@@ -112,7 +113,7 @@ def evaluate(model: TorchTransformer, tokens: torch.Tensor, answers: torch.Tenso
 
 def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but torch.cuda.is_available() is False; use --device cpu")
+        raise InputError("device 'cuda' was requested but torch.cuda.is_available() is False; use --device cpu")
     return torch.device(device)
 
 
@@ -195,7 +196,7 @@ def train(
     if instance is None:
         instance = Instance.random(config.N, config.R, config.data_seed)
     if (instance.N, instance.R) != (config.N, config.R):
-        raise ValueError(f"instance has N={instance.N}, R={instance.R} but config has N={config.N}, R={config.R}")
+        raise InputError(f"instance has N={instance.N}, R={instance.R} but config has N={config.N}, R={config.R}")
     torch.manual_seed(config.seed)
     model = build_model(config, weights)
     device = next(model.parameters()).device

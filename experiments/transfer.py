@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from georecall.theory.checks import InputError
 from georecall.experiments.analysis import attribute_vectors, residual_from_embeddings, superposition_fit
 from georecall.experiments.config import PARAM_GROUPS, TrainConfig
 from georecall.experiments.train import train
@@ -70,7 +71,7 @@ def transfer_experiment(weights: TransformerWeights, trained_on: Instance, confi
     """Zero-shot accuracy and embedding-only steps to 100% for each re-initialisation."""
     unknown = sorted(set(reinits) - set(REINITS))
     if unknown:
-        raise ValueError(f"reinits has unknown methods {unknown}; valid methods are {list(REINITS)}")
+        raise InputError(f"reinits has unknown methods {unknown}; valid methods are {list(REINITS)}")
     new = Instance.random(trained_on.N, trained_on.R, np.random.default_rng([seed, NEW_FACTS_STREAM]))
     makers = {
         "fitted_map": lambda: fitted_map_embeddings(weights, trained_on, new, fit),

@@ -13,6 +13,7 @@ from georecall.constructions.codebooks import make_codebook
 from georecall.constructions.registry import CONSTRUCTIONS, build_construction
 from georecall.constructions.shared_space import empirical_threshold_d, shared_space_dimensions
 from georecall.tables import format_table
+from georecall.theory.checks import InputError
 from georecall.theory.spec import ConstructionSpec
 from georecall.theory.instance import Instance
 from georecall.theory.io import load_model, save_model
@@ -68,7 +69,7 @@ class Parser(argparse.ArgumentParser):
         raise BadInput(f"{self.prog}: {message}")
 
 
-def _positive_int(name, minimum=None):
+def _positive_int(name, minimum=0):
     def parse(text):
         try:
             value = int(text)
@@ -114,7 +115,7 @@ def make_parser() -> Parser:
     verify.add_argument("--max-listed", type=_positive_int("--max-listed"), default=10, help="failing queries to list (default 10)")
     verify.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
     verify.add_argument("--hops", type=_positive_int("--hops"), default=None, help="CoT files: check only this depth (default: every depth)")
-    verify.add_argument("--max-queries", type=_positive_int("--max-queries"), default=1_000_000, help="multi-hop/CoT: sample this many queries when there are more (default 1,000,000)")
+    verify.add_argument("--max-queries", type=_positive_int("--max-queries", minimum=1), default=1_000_000, help="multi-hop/CoT: sample this many queries when there are more (default 1,000,000)")
     verify.add_argument("--seed", type=_positive_int("--seed"), default=0, help="seed of the query sample (default 0)")
     verify.add_argument("--path", choices=PATHS, default="auto",
                         help="auto (default: the certificate where it applies, else fast brute force, else the reference), "
@@ -431,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = make_parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except (BadInput, ValueError, OSError, train_cli.NeedsTorch) as exc:
+    except (BadInput, InputError, OSError, train_cli.NeedsTorch) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"georecall: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
+from georecall.theory.checks import InputError
 from georecall.theory.instance import Instance
 
 __all__ = ["seeds", "sizes", "instances", "codebook_options", "precisions", "hop_depths"]
@@ -143,7 +144,7 @@ def with_near_tie(weights, instance, ulps: int, subject: int = 0, relation: int 
     target = Fraction(float(b_U[rival])) + Fraction(gap) - Fraction(ulps, 2**48)
     b_U[rival] = float(target)
     if Fraction(float(b_U[rival])) != target:
-        raise ValueError(f"the near-tie bias {target} is not a float64 value: use codes with smaller norms")
+        raise InputError(f"the near-tie bias {target} is not a float64 value: use codes with smaller norms")
     return replace(weights, b_U=b_U), rival
 
 

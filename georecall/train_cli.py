@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from georecall.theory.checks import InputError
 
 
 class NeedsTorch(Exception):
@@ -102,7 +103,7 @@ def cmd_sweep(args) -> int:
     support = _experiments()
     points = sorted({(N, args.at_R) for N in args.N} | {(args.at_N, R) for R in args.R})
     if not points:
-        raise ValueError("sweep needs at least one N (--N) or R (--R) value")
+        raise InputError("sweep needs at least one N (--N) or R (--R) value")
     base = base_config(args, N=points[0][0], R=points[0][1], d_model=1)
     result = support.run_and_write_sweep(points, base, args.seeds, args.d_max, args.out, progress_lines(args.progress))
     if args.json:

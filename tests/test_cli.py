@@ -183,3 +183,56 @@ def test_multi_hop_bad_input_exit_2(tmp_path, capsys, monkeypatch, argv, message
     monkeypatch.chdir(tmp_path)
     code, _, err = run(capsys, *argv)
     assert code == 2 and message in err
+
+
+def _malformed_files(folder):
+    """(label, path, expected words) for files a hostile user might hand to verify/compare."""
+    import numpy as np
+
+    from georecall.cli import main
+
+    good_path = str(folder / "good.npz")
+    assert main(["build", "--N", "16", "--R", "2", "--out", good_path]) == 0
+    with np.load(good_path) as data:
+        good = {k: data[k] for k in data.files}
+    meta = json.loads(str(good["meta"]))
+
+    def variant(name, **changes):
+        arrays = dict(good)
+        arrays["meta"] = np.array(json.dumps({**meta, **changes}))
+        path = str(folder / name)
+        np.savez(path, **arrays)
+        return path
+
+    np.save(folder / "plain.npy", np.zeros(3))
+    (folder / "dir.npz").mkdir()
+    (folder / "text.npz").write_text("hello")
+    flipped = bytearray(open(good_path, "rb").read())
+    flipped[len(flipped) // 2] ^= 0xFF
+    (folder / "flip.npz").write_bytes(bytes(flipped))
+    return [
+        ("a plain .npy array", str(folder / "plain.npy"), "single .npy array"),
+        ("a directory", str(folder / "dir.npz"), "is a directory"),
+        ("a text file", str(folder / "text.npz"), "not a readable .npz"),
+        ("a flipped bit", str(folder / "flip.npz"), "not a readable .npz"),
+        ("n_layers a string", variant("layers.npz", n_layers="x"), "meta.n_layers"),
+        ("n_layers 10^9 hops claim", variant("huge.npz", n_layers=10**15), "meta.n_layers"),
+        ("query_kinds a string", variant("kinds.npz", query_kinds="single_hop"), "meta.query_kinds"),
+        ("extra a list", variant("extra.npz", extra=[1, 2]), "meta.extra"),
+        ("attn_scale null", variant("scale.npz", attn_scale=None), "meta.attn_scale"),
+        ("spec with nulls", variant("spec.npz", extra={"spec": {"name": None}}), "meta.extra.spec.name"),
+        ("cot without extra", variant("cot.npz", query_kinds=["cot"], extra={}), "max_hops"),
+        ("cot with hops_per_step 0", variant("cot0.npz", query_kinds=["cot"], extra={"max_hops": 2, "hops_per_step": 0}),
+         "hops_per_step"),
+        ("multi_hop without hops", variant("mh.npz", query_kinds=["multi_hop"], extra={}), "meta.extra.hops"),
+    ]
+
+
+def test_malformed_files_exit_2_with_one_line_naming_the_problem(tmp_path, capsys):
+    from georecall.cli import main
+
+    for label, path, words in _malformed_files(tmp_path):
+        capsys.readouterr()
+        code = main(["verify", path])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and words in err, (label, code, err)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from georecall.theory.checks import InputError
 from georecall.theory.rounding import (
     NUMPY,
     TINY,
@@ -50,7 +51,7 @@ class MarginBatch:
 def check_context(weights: TransformerWeights, seq_len: int) -> None:
     """Every path refuses a prompt longer than W_pos, as the reference does (docs/FORMAT.md §3)."""
     if weights.W_pos is not None and seq_len > weights.W_pos.shape[0]:
-        raise ValueError(f"W_pos has n_ctx = {weights.W_pos.shape[0]} rows but the queries need {seq_len} positions")
+        raise InputError(f"W_pos has n_ctx = {weights.W_pos.shape[0]} rows but the queries need {seq_len} positions")
 
 
 class UnembeddingNorms:

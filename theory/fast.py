@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import blas
 
+from georecall.theory.checks import InputError
 from georecall.theory.parallel import map_in_threads
 from georecall.theory.rounding import overflow_is_a_verdict
 from georecall.theory.bounded import MarginBatch, UnembeddingNorms, answer_margins, check_context
@@ -56,7 +57,7 @@ class SingleHopSides:
 
     def __init__(self, weights: TransformerWeights, columns: np.ndarray | None):
         if weights.n_layers != 1:
-            raise ValueError("single_hop_residuals handles one-layer models; use theory.bounded.BoundedForward")
+            raise InputError("single_hop_residuals handles one-layer models; use theory.bounded.BoundedForward")
         check_context(weights, 2)
         self.weights = weights
         N, R, d = weights.meta.N, weights.meta.R, weights.d_model

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from georecall.theory.checks import require_int
+from georecall.theory.checks import InputError, require_int
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,23 +70,23 @@ class Instance:
 def _validated_facts(facts) -> np.ndarray:
     arr = np.asarray(facts)
     if arr.ndim != 2:
-        raise ValueError(f"facts must be a 2-D [R, N] array, got shape {arr.shape}")
+        raise InputError(f"facts must be a 2-D [R, N] array, got shape {arr.shape}")
     R, N = arr.shape
     if R < 1:
-        raise ValueError("facts must have at least one row (R >= 1)")
+        raise InputError("facts must have at least one row (R >= 1)")
     if N < 2:
-        raise ValueError(f"facts rows must have length N >= 2, got N = {N}")
+        raise InputError(f"facts rows must have length N >= 2, got N = {N}")
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise ValueError("facts must hold integers; found a non-integer value")
+            raise InputError("facts must hold integers; found a non-integer value")
     elif arr.dtype.kind not in "iu":
-        raise ValueError(f"facts must be an integer array, got dtype {arr.dtype}")
+        raise InputError(f"facts must be an integer array, got dtype {arr.dtype}")
     arr = arr.astype(np.int64)
     for r, row in enumerate(arr):
         bad = (row < 0) | (row >= N)
         if bad.any():
             s = int(np.flatnonzero(bad)[0])
-            raise ValueError(
+            raise InputError(
                 f"facts row {r} is not a permutation of 0..{N - 1}: "
                 f"entry {s} is {int(row[s])}, outside [0, {N})"
             )
@@ -94,7 +94,7 @@ def _validated_facts(facts) -> np.ndarray:
         if (counts != 1).any():
             repeated = int(np.flatnonzero(counts > 1)[0])
             missing = int(np.flatnonzero(counts == 0)[0])
-            raise ValueError(
+            raise InputError(
                 f"facts row {r} is not a permutation of 0..{N - 1}: "
                 f"value {repeated} appears {int(counts[repeated])} times and {missing} is missing"
             )

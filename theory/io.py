@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from georecall.theory.checks import InputError
 from georecall.theory.instance import Instance
 from georecall.theory.spec import ConstructionSpec
 from georecall.theory.weights import ModelMeta, TransformerWeights
@@ -62,7 +63,7 @@ def save_model(path, weights: TransformerWeights, instance: Instance, spec: Cons
     file that looks complete.
     """
     if (instance.N, instance.R) != (weights.meta.N, weights.meta.R):
-        raise ValueError("instance and weights disagree on N or R")
+        raise InputError("instance and weights disagree on N or R")
     meta = weights.meta.to_json_dict()
     if spec is not None:
         meta["extra"] = {**meta["extra"], "spec": spec.to_json_dict()}
@@ -92,22 +93,32 @@ def save_model(path, weights: TransformerWeights, instance: Instance, spec: Cons
 
 def load_model(path) -> LoadedModel:
     """Read a weights file, validating every array; raises ValueError on any malformed content."""
+    if not os.path.exists(path):
+        raise InputError(f"weights file {path!s} does not exist")
+    if os.path.isdir(path):
+        raise InputError(f"weights file {path!s} is a directory, not an .npz file")
     if not os.path.isfile(path):
-        raise ValueError(f"weights file {path!s} does not exist")
+        raise InputError(f"weights file {path!s} is not a regular file (a FIFO or a device?)")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise InputError(f"{path!s} is not a readable .npz weights file ({exc})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise InputError(f"{path!s} holds a single .npy array, not an .npz archive of named arrays (docs/FORMAT.md §1)")
+    try:
+        with data:
             arrays = {name: data[name] for name in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ValueError(f"{path!s} is not a readable .npz weights file ({exc})") from None
+        raise InputError(f"{path!s} is not a readable .npz weights file ({exc})") from None
     for required in ("meta", "facts"):
         if required not in arrays:
-            raise ValueError(f"{path!s} has no {required!r} array")
+            raise InputError(f"{path!s} has no {required!r} array")
     try:
         meta_json = json.loads(str(arrays.pop("meta")))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path!s}: meta is not valid JSON ({exc})") from None
+        raise InputError(f"{path!s}: meta is not valid JSON ({exc})") from None
     if not isinstance(meta_json, dict):
-        raise ValueError(f"{path!s}: meta must be a JSON object")
+        raise InputError(f"{path!s}: meta must be a JSON object")
     meta = ModelMeta.from_json_dict(meta_json)
     spec_json = meta.extra.get("spec")
     instance = Instance.from_arrays(arrays.pop("facts"))
@@ -117,8 +128,8 @@ def load_model(path) -> LoadedModel:
     weights = TransformerWeights.from_named_arrays(arrays, meta)
     unknown = sorted(set(arrays) - set(weights.named_arrays()))
     if unknown:
-        raise ValueError(f"{path!s} has arrays the format does not define (meta.n_layers = {meta.n_layers}): {unknown[:5]}")
+        raise InputError(f"{path!s} has arrays the format does not define (meta.n_layers = {meta.n_layers}): {unknown[:5]}")
     if (instance.N, instance.R) != (meta.N, meta.R):
-        raise ValueError(f"{path!s}: facts have shape [R={instance.R}, N={instance.N}] but meta says R={meta.R}, N={meta.N}")
-    spec = ConstructionSpec.from_json_dict(spec_json) if isinstance(spec_json, dict) else None
+        raise InputError(f"{path!s}: facts have shape [R={instance.R}, N={instance.N}] but meta says R={meta.R}, N={meta.N}")
+    spec = ConstructionSpec.from_json_dict(spec_json) if spec_json is not None else None
     return LoadedModel(weights, instance, spec)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from georecall.theory.checks import InputError
 from georecall.theory.weights import AttentionWeights, MLPWeights, TransformerWeights
 
 
@@ -26,15 +27,15 @@ def embed(weights: TransformerWeights, tokens: np.ndarray) -> np.ndarray:
     """Residual stream before the first block: [batch, T, d_model]."""
     tokens = np.asarray(tokens)
     if tokens.ndim != 2:
-        raise ValueError(f"tokens must be a 2-D [batch, seq_len] array, got shape {tokens.shape}")
+        raise InputError(f"tokens must be a 2-D [batch, seq_len] array, got shape {tokens.shape}")
     vocab = weights.W_E.shape[0]
     if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab):
-        raise ValueError(f"tokens must lie in [0, {vocab}), got values in [{tokens.min()}, {tokens.max()}]")
+        raise InputError(f"tokens must lie in [0, {vocab}), got values in [{tokens.min()}, {tokens.max()}]")
     x = weights.W_E[tokens]
     if weights.W_pos is not None:
         T = tokens.shape[1]
         if T > weights.W_pos.shape[0]:
-            raise ValueError(f"sequence length {T} exceeds n_ctx = {weights.W_pos.shape[0]} of W_pos")
+            raise InputError(f"sequence length {T} exceeds n_ctx = {weights.W_pos.shape[0]} of W_pos")
         x = x + weights.W_pos[:T]
     return x
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from georecall.theory.checks import InputError
 from georecall.theory.instance import Instance
 
 
@@ -69,7 +70,7 @@ def chain_tuples(R: int, max_length: int, kind: str) -> list[tuple[int, ...]]:
     """Chains (r_1, ..., r_l) of length exactly max_length ("exact") or 1..max_length ("up_to"),
     shorter first, each length in itertools.product order (r_1 most significant)."""
     if kind not in CHAIN_KINDS:
-        raise ValueError(f"chains must be one of {', '.join(CHAIN_KINDS)}; got {kind!r}")
+        raise InputError(f"chains must be one of {', '.join(CHAIN_KINDS)}; got {kind!r}")
     lengths = [max_length] if kind == "exact" else range(1, max_length + 1)
     return [c for length in lengths for c in itertools.product(range(R), repeat=length)]
 

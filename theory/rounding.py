@@ -19,6 +19,7 @@ NaN, which no comparison passes: such a query is never called robust.
 from __future__ import annotations
 
 import numpy as np
+from georecall.theory.checks import InputError
 
 UNIT_ROUNDOFF = 2.0**-53
 # Assumption on the platform's exp/expm1 (IEEE-754 does not fix it): relative error <= 2^-49
@@ -47,7 +48,7 @@ def gamma(n: int) -> float:
     """Higham's gamma_n = n u / (1 - n u), the bound on |prod_{i<=n} (1 + delta_i) - 1|."""
     nu = n * UNIT_ROUNDOFF
     if not nu < 0.25:
-        raise ValueError(f"a stage with {n} roundings is beyond the error model (n u must be < 1/4)")
+        raise InputError(f"a stage with {n} roundings is beyond the error model (n u must be < 1/4)")
     return nu / (1.0 - nu)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Callable
+from georecall.theory.checks import InputError
 
 
 def bisect_boundary(passes: Callable[[int], bool], failing: int, passing: int) -> tuple[int, int]:
@@ -12,7 +13,7 @@ def bisect_boundary(passes: Callable[[int], bool], failing: int, passing: int) -
     assumes passing is monotone in between, and evaluates only values strictly inside.
     """
     if failing >= passing:
-        raise ValueError(f"failing ({failing}) must be below passing ({passing})")
+        raise InputError(f"failing ({failing}) must be below passing ({passing})")
     while passing - failing > 1:
         mid = (failing + passing) // 2
         if passes(mid):

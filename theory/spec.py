@@ -6,10 +6,11 @@ weights file or a user's own claim) without importing ``constructions``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 
 import numpy as np
 
+from georecall.theory.checks import InputError
 from georecall.theory.weights import TransformerWeights
 
 
@@ -57,6 +58,24 @@ class ConstructionSpec:
 
     @classmethod
     def from_json_dict(cls, data: dict) -> "ConstructionSpec":
+        """A spec from JSON (a file's meta.extra.spec or a spec file), each field type-checked."""
+        from dataclasses import fields
+
+        if not isinstance(data, dict):
+            raise InputError(f"meta.extra.spec must be an object, got {type(data).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise InputError(f"meta.extra.spec has unknown fields {unknown}")
+        kinds = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,)}
+        for name, f in known.items():
+            if name not in data:
+                if f.default is MISSING and f.default_factory is MISSING:
+                    raise InputError(f"meta.extra.spec.{name} is missing")
+                continue
+            value, allowed = data[name], kinds[str(f.type)]
+            if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+                raise InputError(f"meta.extra.spec.{name} must be of type {f.type}, got {value!r}")
         return cls(**data)
 
 
@@ -102,15 +121,15 @@ def checked_spec(spec: ConstructionSpec, weights: TransformerWeights) -> Constru
     for name in SIZE_FIELDS:
         claimed, actual = getattr(spec, name), getattr(measured, name)
         if claimed != actual:
-            raise ValueError(f"meta.extra.spec.{name} is {claimed!r} but the arrays give {actual!r}")
+            raise InputError(f"meta.extra.spec.{name} is {claimed!r} but the arrays give {actual!r}")
     if not isinstance(spec.subject_embedding_dim, int) or not measured.subject_embedding_dim <= spec.subject_embedding_dim <= weights.d_model:
-        raise ValueError(f"meta.extra.spec.subject_embedding_dim is {spec.subject_embedding_dim!r}, but subject rows use "
+        raise InputError(f"meta.extra.spec.subject_embedding_dim is {spec.subject_embedding_dim!r}, but subject rows use "
                          f"{measured.subject_embedding_dim} coordinates (valid: {measured.subject_embedding_dim}..{weights.d_model})")
     kinds, extra = weights.meta.query_kinds, weights.meta.extra
     cot = "cot" in kinds
     if spec.cot != cot:
-        raise ValueError(f"meta.extra.spec.cot is {spec.cot!r} but meta.query_kinds is {list(kinds)}")
+        raise InputError(f"meta.extra.spec.cot is {spec.cot!r} but meta.query_kinds is {list(kinds)}")
     hops = extra.get("max_hops") if cot else (extra.get("hops") if "multi_hop" in kinds else 1)
     if spec.hops != hops:
-        raise ValueError(f"meta.extra.spec.hops is {spec.hops!r} but meta gives {hops!r}")
+        raise InputError(f"meta.extra.spec.hops is {spec.hops!r} but meta gives {hops!r}")
     return spec

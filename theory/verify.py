@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from georecall.theory.checks import InputError
 from georecall.theory.rounding import overflow_is_a_verdict
 from georecall.theory.bounded import BoundedForward, answer_margins, check_context  # noqa: F401 (answer_margins: the plain definition)
 from georecall.theory.exact import ExactDecider
@@ -68,7 +69,7 @@ def verify_queries(
     if chunk_size is None:
         chunk_size = chunk_size_for(weights, query_set.seq_len, memory_budget_bytes)
     elif chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
     forward = forward or BoundedForward(weights)
     own = accumulator is None
     if own:
@@ -89,7 +90,7 @@ def verify_queries(
 
 def _check_sizes(weights: TransformerWeights, instance: Instance) -> None:
     if (weights.meta.N, weights.meta.R) != (instance.N, instance.R):
-        raise ValueError(f"weights are for N={weights.meta.N}, R={weights.meta.R} but the instance has N={instance.N}, R={instance.R}")
+        raise InputError(f"weights are for N={weights.meta.N}, R={weights.meta.R} but the instance has N={instance.N}, R={instance.R}")
 
 
 def verify_single_hop(weights: TransformerWeights, instance: Instance, **options) -> RecallReport:
@@ -103,7 +104,7 @@ def query_sample(total: int, max_queries: int | None, seed: int) -> np.ndarray |
     if max_queries is None or total <= max_queries:
         return None
     if max_queries < 1:
-        raise ValueError(f"max_queries must be >= 1, got {max_queries}")
+        raise InputError(f"max_queries must be >= 1, got {max_queries}")
     return np.sort(np.random.default_rng(seed).choice(total, size=max_queries, replace=False))
 
 
@@ -112,9 +113,9 @@ def verify_multi_hop(weights: TransformerWeights, instance: Instance, hops: int,
     """All chains of length ``hops`` ("exact") or of every length 1..hops ("up_to"), every subject."""
     _check_sizes(weights, instance)
     if hops < 1:
-        raise ValueError(f"hops must be >= 1, got {hops}")
+        raise InputError(f"hops must be >= 1, got {hops}")
     if chains not in ("exact", "up_to"):
-        raise ValueError(f"chains must be 'exact' or 'up_to', got {chains!r}")
+        raise InputError(f"chains must be 'exact' or 'up_to', got {chains!r}")
     started = time.perf_counter()
     lengths = [hops] if chains == "exact" else list(range(1, hops + 1))
     reports = []
@@ -136,7 +137,7 @@ def verify_chain_of_thought(weights: TransformerWeights, instance: Instance, hop
     meta = weights.meta
     max_hops, h = cot_parameters(meta)
     if not 1 <= hops <= max_hops:
-        raise ValueError(f"hops must be in 1..max_hops = {max_hops} of these weights, got {hops}")
+        raise InputError(f"hops must be in 1..max_hops = {max_hops} of these weights, got {hops}")
     steps = math.ceil(hops / h)
     total = instance.N * instance.R**hops
     sample = query_sample(total, max_queries, seed)
@@ -163,14 +164,14 @@ def cot_parameters(meta) -> tuple[int, int]:
     """(max_hops K, hops_per_step h) of a chain-of-thought file, validated (docs/FORMAT.md §5)."""
     extra = meta.extra
     if not isinstance(extra, dict) or "max_hops" not in extra or "hops_per_step" not in extra:
-        raise ValueError("meta.extra must give max_hops and hops_per_step for query kind 'cot'")
+        raise InputError("meta.extra must give max_hops and hops_per_step for query kind 'cot'")
     K, h = extra["max_hops"], extra["hops_per_step"]
     if isinstance(K, bool) or not isinstance(K, int) or K < 1:
-        raise ValueError(f"meta.extra.max_hops must be an integer >= 1, got {K!r}")
+        raise InputError(f"meta.extra.max_hops must be an integer >= 1, got {K!r}")
     if isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= K:
-        raise ValueError(f"meta.extra.hops_per_step must be an integer in 1..max_hops = {K}, got {h!r}")
+        raise InputError(f"meta.extra.hops_per_step must be an integer in 1..max_hops = {K}, got {h!r}")
     if "SEP" not in meta.special_tokens or "PAD" not in meta.special_tokens:
-        raise ValueError("meta.token_layout.special must name SEP and PAD for query kind 'cot'")
+        raise InputError("meta.token_layout.special must name SEP and PAD for query kind 'cot'")
     return K, h
 
 
@@ -178,10 +179,10 @@ def multi_hop_parameters(meta) -> tuple[int, str]:
     extra = meta.extra
     hops = extra.get("hops") if isinstance(extra, dict) else None
     if isinstance(hops, bool) or not isinstance(hops, int) or hops < 1:
-        raise ValueError(f"meta.extra.hops must be an integer >= 1 for query kind 'multi_hop', got {hops!r}")
+        raise InputError(f"meta.extra.hops must be an integer >= 1 for query kind 'multi_hop', got {hops!r}")
     chains = extra.get("chains", "exact")
     if chains not in ("exact", "up_to"):
-        raise ValueError(f"meta.extra.chains must be 'exact' or 'up_to', got {chains!r}")
+        raise InputError(f"meta.extra.chains must be 'exact' or 'up_to', got {chains!r}")
     return hops, chains
 
 
@@ -207,18 +208,18 @@ def verify_model(weights: TransformerWeights, instance: Instance, hops: int | No
     path (PATHS); "torch" needs ``forward`` (experiments.torch_verify.TorchForward).
     """
     if path not in PATHS:
-        raise ValueError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
+        raise InputError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
     _check_sizes(weights, instance)
     kinds = weights.meta.query_kinds
     if not kinds:
-        raise ValueError("meta.query_kinds is empty: the file declares no queries to check")
+        raise InputError("meta.query_kinds is empty: the file declares no queries to check")
     unknown = [k for k in kinds if k not in ("single_hop", "multi_hop", "cot")]
     if unknown:
-        raise ValueError(f"meta.query_kinds has unknown kinds {unknown}; known: single_hop, multi_hop, cot")
+        raise InputError(f"meta.query_kinds has unknown kinds {unknown}; known: single_hop, multi_hop, cot")
     if hops is not None and "cot" not in kinds:
-        raise ValueError("hops selects a chain-of-thought depth; these weights declare no 'cot' queries")
+        raise InputError("hops selects a chain-of-thought depth; these weights declare no 'cot' queries")
     if path == "torch" and forward is None:
-        raise ValueError("path 'torch' needs a torch forward (experiments.torch_verify.TorchForward)")
+        raise InputError("path 'torch' needs a torch forward (experiments.torch_verify.TorchForward)")
     started = time.perf_counter()
     sampled = {k: options.pop(k) for k in ("max_queries", "seed") if k in options}
     reports = {}
@@ -261,6 +262,6 @@ def _verify_single_hop_by_path(weights, instance, path, forward, max_listed, opt
         return certify_single_hop(weights, instance, max_listed=max_listed, structure=structure, **options)
     if chosen == "fast":
         if weights.n_layers != 1:
-            raise ValueError("path 'fast' handles one-layer models; use 'reference'")
+            raise InputError("path 'fast' handles one-layer models; use 'reference'")
         return verify_single_hop_fast(weights, instance, max_listed=max_listed, **options)
     return verify_single_hop(weights, instance, forward=forward, max_listed=max_listed, **options)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from georecall.theory.checks import InputError
 
 FORMAT_VERSION = 1
 
@@ -59,25 +60,48 @@ class ModelMeta:
 
     @classmethod
     def from_json_dict(cls, data: dict) -> "ModelMeta":
-        try:
-            version = data.get("format_version", FORMAT_VERSION)
-            if version != FORMAT_VERSION:
-                raise ValueError(f"meta.format_version is {version}; this reader understands {FORMAT_VERSION}")
-            layout = data["token_layout"]
-            N, R = int(data["N"]), int(data["R"])
-            if layout["subjects"] != [0, N] or layout["relations"] != [N, N + R]:
-                raise ValueError("meta.token_layout must place subjects at [0, N) and relations at [N, N+R)")
-            return cls(
-                N=N,
-                R=R,
-                n_layers=int(data["n_layers"]),
-                attn_scale=float(data["attn_scale"]),
-                query_kinds=tuple(data.get("query_kinds", ["single_hop"])),
-                special_tokens={str(k): int(v) for k, v in layout.get("special", {}).items()},
-                extra=dict(data.get("extra", {})),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"meta is missing or has a malformed field: {exc}") from None
+        """Validate a file's meta against docs/FORMAT.md §4; every error names the key."""
+        if not isinstance(data, dict):
+            raise InputError("meta must be a JSON object")
+        version = data.get("format_version", FORMAT_VERSION)
+        if version != FORMAT_VERSION:
+            raise InputError(f"meta.format_version is {version!r}; this reader understands {FORMAT_VERSION}")
+        N = _meta_int(data, "N", 2)
+        R = _meta_int(data, "R", 1)
+        n_layers = _meta_int(data, "n_layers", 1)
+        scale = data.get("attn_scale")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not np.isfinite(scale):
+            raise InputError(f"meta.attn_scale must be a finite number, got {scale!r}")
+        kinds = data.get("query_kinds", ["single_hop"])
+        if not isinstance(kinds, list) or not kinds or not all(k in QUERY_KINDS for k in kinds):
+            raise InputError(f"meta.query_kinds must be a non-empty list drawn from {list(QUERY_KINDS)}, got {kinds!r}")
+        layout = data.get("token_layout")
+        if not isinstance(layout, dict):
+            raise InputError(f"meta.token_layout must be an object, got {layout!r}")
+        if layout.get("subjects") != [0, N] or layout.get("relations") != [N, N + R]:
+            raise InputError("meta.token_layout must place subjects at [0, N) and relations at [N, N+R)")
+        special = layout.get("special", {})
+        if not isinstance(special, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in special.values()):
+            raise InputError(f"meta.token_layout.special must map names to token ids, got {special!r}")
+        expected = list(range(N + R, N + R + len(special)))
+        if sorted(special.values()) != expected:
+            raise InputError(f"meta.token_layout.special must use the ids {expected} (after the relations), got {sorted(special.values())}")
+        extra = data.get("extra", {})
+        if not isinstance(extra, dict):
+            raise InputError(f"meta.extra must be an object, got {type(extra).__name__}")
+        return cls(N=N, R=R, n_layers=n_layers, attn_scale=float(scale), query_kinds=tuple(kinds),
+                   special_tokens={str(k): v for k, v in special.items()}, extra=dict(extra))
+
+
+QUERY_KINDS = ("single_hop", "multi_hop", "cot")
+META_INT_LIMIT = 2**40  # beyond any model this reader can hold; refuses absurd sizes before any allocation
+
+
+def _meta_int(data: dict, key: str, minimum: int) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= META_INT_LIMIT:
+        raise InputError(f"meta.{key} must be an integer in {minimum}..{META_INT_LIMIT}, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -163,11 +187,11 @@ class TransformerWeights:
     def from_named_arrays(cls, arrays: dict, meta: ModelMeta) -> "TransformerWeights":
         def get(name):
             if name not in arrays:
-                raise ValueError(f"weights are missing the array {name!r}")
+                raise InputError(f"weights are missing the array {name!r}")
             array = np.asarray(arrays[name])
             if array.dtype.kind != "f":
                 # a complex array would lose its imaginary part, an integer or object one means another format
-                raise ValueError(f"{name} has dtype {array.dtype}; the format holds real floating-point arrays only")
+                raise InputError(f"{name} has dtype {array.dtype}; the format holds real floating-point arrays only")
             return array.astype(np.float64, copy=False)
 
         blocks = []
@@ -196,7 +220,7 @@ class TransformerWeights:
         if self.W_pos is not None:
             _expect("W_pos", self.W_pos, (self.W_pos.shape[0] if self.W_pos.ndim == 2 else None, d))
         if len(self.blocks) != meta.n_layers:
-            raise ValueError(f"meta.n_layers is {meta.n_layers} but {len(self.blocks)} blocks were given")
+            raise InputError(f"meta.n_layers is {meta.n_layers} but {len(self.blocks)} blocks were given")
         for layer, block in enumerate(self.blocks):
             attn, mlp = block.attn, block.mlp
             p = f"blocks.{layer}"
@@ -213,7 +237,7 @@ class TransformerWeights:
         _expect("W_U", self.W_U, (d, meta.d_vocab_out))
         _expect("b_U", self.b_U, (meta.d_vocab_out,))
         if not (np.isfinite(meta.attn_scale)):
-            raise ValueError(f"meta.attn_scale must be finite, got {meta.attn_scale}")
+            raise InputError(f"meta.attn_scale must be finite, got {meta.attn_scale}")
 
     def __repr__(self) -> str:
         return (
@@ -225,16 +249,16 @@ class TransformerWeights:
 
 def _check_finite(name: str, array) -> None:
     if not isinstance(array, np.ndarray) or array.dtype != np.float64:
-        raise ValueError(f"{name} must be a float64 numpy array (use np.asarray(x, dtype=np.float64))")
+        raise InputError(f"{name} must be a float64 numpy array (use np.asarray(x, dtype=np.float64))")
     with np.errstate(over="ignore", invalid="ignore"):
         total = np.sum(array)  # one fast pass: a finite sum means every entry is finite
     if not np.isfinite(total) and not np.all(np.isfinite(array)):
         bad = np.argwhere(~np.isfinite(array))[0]
-        raise ValueError(f"{name} holds a non-finite value ({array[tuple(bad)]}) at index {tuple(int(i) for i in bad)}")
+        raise InputError(f"{name} holds a non-finite value ({array[tuple(bad)]}) at index {tuple(int(i) for i in bad)}")
 
 
 def _expect(name: str, array: np.ndarray, shape: tuple) -> None:
     ok = array.ndim == len(shape) and all(want is None or got == want for got, want in zip(array.shape, shape))
     if not ok:
         want = "[" + ", ".join("?" if s is None else str(s) for s in shape) + "]"
-        raise ValueError(f"{name} has shape {list(array.shape)}, expected {want}")
+        raise InputError(f"{name} has shape {list(array.shape)}, expected {want}")
