@@ -58,6 +58,18 @@ def chain_dimensions(R: int, d0: int, hops: int, cot: bool, cot_steps: int | Non
     return {"d_model": layout.d_model, "d_mlp": 2 * chains * d0, "subject_embedding_dim": chains * d0, "n_ctx": n_ctx}
 
 
+BUILD_MEMORY_LIMIT_BYTES = 8 * 2**30  # a third of this machine: refuse before allocating, never thrash
+
+
+def refuse_out_of_reach(N: int, R: int, dims: dict, option: str) -> None:
+    """InputError naming ``option`` when the dense arrays of a chain construction would not fit."""
+    D, d_mlp = dims["d_model"], dims["d_mlp"]
+    estimate = 8 * (D * (N + R + 2 + dims["n_ctx"]) + 2 * D * d_mlp + D * N)
+    if estimate > BUILD_MEMORY_LIMIT_BYTES:
+        raise InputError(f"{option}: d_model = {D:,} and d_mlp = {d_mlp:,} would need about {estimate / 2**30:,.3g} GiB "
+                         f"(limit {BUILD_MEMORY_LIMIT_BYTES / 2**30:.0f} GiB); lower {option.split('=')[0]} or R")
+
+
 def chain_subject_embeddings(instance: Instance, codebook: Codebook, chains: list, layout: Layout) -> np.ndarray:
     """[N, d_model]: entity x holds u_{f_c(x)} in the block of chain c."""
     rows = np.zeros((instance.N, layout.d_model))
@@ -130,6 +142,7 @@ def build_multi_hop_chains(instance: Instance, codebook: Codebook, hops: int, ch
     if chains not in ("exact", "up_to"):
         raise InputError(f"chains must be 'exact' or 'up_to', got {chains!r}")
     R = instance.R
+    refuse_out_of_reach(instance.N, R, chain_dimensions(R, codebook.d0, hops, False), f"--hops={hops} with R={R}")
     chain_set = chain_tuples(R, hops, chains)
     lengths = [hops] if chains == "exact" else range(1, hops + 1)
     # the last position is l for an l-hop prompt; hop j > l routes to the subject (no relation there)
@@ -147,6 +160,7 @@ def build_chain_of_thought(instance: Instance, codebook: Codebook, max_hops: int
     K = require_int("max_hops", max_hops, minimum=1)
     h = require_int("hops_per_step", hops_per_step, minimum=1, maximum=K)
     N, R = instance.N, instance.R
+    refuse_out_of_reach(N, R, chain_dimensions(R, codebook.d0, K, True, math.ceil(K / h)), f"--hops={K} (hops per step {h}) with R={R}")
     steps = math.ceil(K / h)
     sep_position = K + 1
     # step t's last position is K + t: the separator at t = 1, the token emitted at step t - 1 after

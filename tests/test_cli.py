@@ -236,3 +236,24 @@ def test_malformed_files_exit_2_with_one_line_naming_the_problem(tmp_path, capsy
         code = main(["verify", path])
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1 and words in err, (label, code, err)
+
+
+def test_out_of_reach_work_is_refused_before_it_starts(tmp_path, capsys):
+    import time
+    from dataclasses import replace
+
+    from georecall.cli import main
+    from georecall.constructions import build_construction
+    from georecall.theory import Instance
+    from georecall.theory.io import save_model
+
+    started = time.perf_counter()
+    assert main(["build", "--construction", "chains", "--hops", "30", "--N", "256", "--R", "4", "--out", str(tmp_path / "c.npz")]) == 2
+    assert "--hops=30" in capsys.readouterr().err
+    model = build_construction("cot", Instance.random(16, 2, 0), hops=3)
+    meta = replace(model.weights.meta, extra={**model.weights.meta.extra, "max_hops": 100})
+    save_model(tmp_path / "k100.npz", replace(model.weights, meta=meta), model.instance)
+    assert main(["verify", str(tmp_path / "k100.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "chain-of-thought verification of depths 1..100" in err and "--max-queries" in err
+    assert time.perf_counter() - started < 5

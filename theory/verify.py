@@ -31,6 +31,18 @@ from georecall.theory.weights import TransformerWeights
 
 DEFAULT_MEMORY_BUDGET_BYTES = 256 * 2**20
 DEFAULT_MAX_QUERIES = 1_000_000
+WORK_LIMIT_POSITIONS = 2 * 10**9  # attention scores (prompts x length^2) of a check: hours on 2 cores
+
+
+def refuse_out_of_reach(positions: int, what: str) -> None:
+    """InputError before any work when a check would compute more than WORK_LIMIT_POSITIONS attention scores."""
+    if positions > WORK_LIMIT_POSITIONS:
+        raise InputError(f"{what} would compute about {positions:.3g} attention scores (limit {WORK_LIMIT_POSITIONS:.0e}); "
+                         f"lower --max-queries or check one depth with --hops")
+
+
+def _sampled(total: int, max_queries: int | None) -> int:
+    return total if max_queries is None else min(total, max_queries)
 PATHS = ("auto", "certify", "fast", "reference", "torch")
 
 
@@ -116,8 +128,11 @@ def verify_multi_hop(weights: TransformerWeights, instance: Instance, hops: int,
         raise InputError(f"hops must be >= 1, got {hops}")
     if chains not in ("exact", "up_to"):
         raise InputError(f"chains must be 'exact' or 'up_to', got {chains!r}")
-    started = time.perf_counter()
     lengths = [hops] if chains == "exact" else list(range(1, hops + 1))
+    share = None if max_queries is None else max(1, max_queries // len(lengths))
+    refuse_out_of_reach(sum(_sampled(instance.N * instance.R**length, share) * (length + 1) ** 2 for length in lengths),
+                        f"multi-hop verification of chains of length {lengths[0]}..{lengths[-1]}")
+    started = time.perf_counter()
     reports = []
     for length in lengths:
         queries = MultiHopQueries(instance, length)
@@ -230,8 +245,11 @@ def verify_model(weights: TransformerWeights, instance: Instance, hops: int | No
             k, chains = multi_hop_parameters(weights.meta)
             reports[kind] = verify_multi_hop(weights, instance, k, chains, forward=forward, max_listed=max_listed, **sampled, **options)
         else:
-            K, _ = cot_parameters(weights.meta)
+            K, h = cot_parameters(weights.meta)
             depths = [hops] if hops is not None else list(range(1, K + 1))
+            limit = sampled.get("max_queries", DEFAULT_MAX_QUERIES)
+            refuse_out_of_reach(sum(_sampled(instance.N * instance.R**k, limit) * sum((K + 1 + t) ** 2 for t in range(1, math.ceil(k / h) + 1))
+                                    for k in depths), f"chain-of-thought verification of depths {depths[0]}..{depths[-1]}")
             cot_started = time.perf_counter()
             parts = [verify_chain_of_thought(weights, instance, k, forward=forward, max_listed=max_listed, **sampled, **options)
                      for k in depths]
