@@ -82,21 +82,45 @@ def _positive_int(name, minimum=0):
     return parse
 
 
+# Options that only some constructions read; build refuses them elsewhere instead of ignoring them.
+CONSTRUCTION_OPTION_DEFAULTS = {"precision": 1, "delta": 1e-3, "codebook_seed": 0, "d": None, "maps_seed": 0, "chains": "exact",
+                                "cot_steps": None}
+
+
 def add_construction_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--construction", default="block", help=f"one of: {', '.join(CONSTRUCTIONS)} (default block)")
-    p.add_argument("--codebook", default="binary", help=f"one of: {', '.join(CODEBOOKS)} (default binary)")
+    p.add_argument("--construction", choices=CONSTRUCTIONS, default="block", help="the construction (default block)")
+    p.add_argument("--codebook", choices=CODEBOOKS, default="binary", help="the codebook (default binary)")
     p.add_argument("--N", type=_positive_int("--N"), default=256, help="number of subjects, >= 2 (default 256)")
     p.add_argument("--R", type=_positive_int("--R"), default=4, help="number of relations, >= 1 (default 4)")
     p.add_argument("--seed", type=_positive_int("--seed"), default=0, help="seed of the random facts (default 0)")
-    p.add_argument("--precision", type=_positive_int("--precision"), default=1, help="bits per coordinate p for --codebook multilevel (default 1)")
-    p.add_argument("--delta", type=float, default=1e-3, help="failure probability for random codes / random maps (default 1e-3)")
-    p.add_argument("--codebook-seed", type=_positive_int("--codebook-seed"), default=0, help="seed of random codes (default 0)")
-    p.add_argument("--d", type=_positive_int("--d"), default=None, help="shared-space dimension (default: the proven sufficient d)")
-    p.add_argument("--maps-seed", type=_positive_int("--maps-seed"), default=0, help="seed of the shared-space maps M_r (default 0)")
-    p.add_argument("--hops", type=_positive_int("--hops"), default=1, help="chain length k (max depth under --cot); k > 1 needs --construction chains, associative or --cot")
-    p.add_argument("--chains", default="exact", help="no-CoT chains: 'exact' (length k) or 'up_to' (1..k) (default exact)")
+    p.add_argument("--precision", type=_positive_int("--precision", minimum=1), default=None, help="bits per coordinate p; --codebook multilevel only (default 1)")
+    p.add_argument("--delta", type=float, default=None, help="failure probability in (0, 1) of random codes or random maps; --codebook rademacher or --construction shared-space only (default 1e-3)")
+    p.add_argument("--codebook-seed", type=_positive_int("--codebook-seed"), default=None, help="seed of random codes; --codebook rademacher only (default 0)")
+    p.add_argument("--d", type=_positive_int("--d", minimum=1), default=None, help="shared-space dimension; --construction shared-space only (default: the proven sufficient d)")
+    p.add_argument("--maps-seed", type=_positive_int("--maps-seed"), default=None, help="seed of the maps M_r; --construction shared-space only (default 0)")
+    p.add_argument("--hops", type=_positive_int("--hops", minimum=1), default=1, help="chain length k (max depth under --cot); k > 1 needs --construction chains or associative, or --cot")
+    p.add_argument("--chains", choices=("exact", "up_to"), default=None, help="no-CoT chains: exact (length k) or up_to (1..k); --construction chains only (default exact)")
     p.add_argument("--cot", action="store_true", help="chain-of-thought construction answering every depth <= --hops")
-    p.add_argument("--cot-steps", type=_positive_int("--cot-steps"), default=None, help="with --cot: emit T tokens of ceil(k/T) hops each (partial CoT)")
+    p.add_argument("--cot-steps", type=_positive_int("--cot-steps", minimum=1), default=None, help="with --cot: emit T tokens of ceil(k/T) hops each (partial CoT)")
+
+
+def refuse_inapplicable_options(args, name: str) -> None:
+    """An option the chosen construction does not read is refused, naming it, never silently ignored."""
+    readers = {
+        "precision": args.codebook == "multilevel",
+        "delta": args.codebook == "rademacher" or name == "shared-space",
+        "codebook_seed": args.codebook == "rademacher",
+        "d": name == "shared-space",
+        "maps_seed": name == "shared-space",
+        "chains": name == "chains",
+    }
+    for option, applies in readers.items():
+        if getattr(args, option) is not None and not applies:
+            flag = "--" + option.replace("_", "-")
+            raise BadInput(f"{flag} does not apply to --construction {name} with --codebook {args.codebook}")
+    for option, default in CONSTRUCTION_OPTION_DEFAULTS.items():
+        if getattr(args, option) is None:
+            setattr(args, option, default)
 
 
 def make_parser() -> Parser:
@@ -105,7 +129,8 @@ def make_parser() -> Parser:
 
     build = sub.add_parser("build", help="build a construction and write its weights file")
     add_construction_options(build)
-    build.add_argument("--out", required=True, help="path of the .npz weights file to write")
+    build.add_argument("--out", required=True, help="path of the .npz weights file to write (written atomically)")
+    build.add_argument("--force", action="store_true", help="replace --out if it exists")
     build.add_argument("--json", action="store_true", help="print the spec as one JSON object")
 
     verify = sub.add_parser("verify", help="check exact recall of a weights file on every query")
@@ -151,6 +176,7 @@ def make_parser() -> Parser:
     trade.add_argument("--precision", type=_positive_int("--precision"), default=1, help="bits per coordinate p (default 1)")
     trade.add_argument("--max-hops", type=_positive_int("--max-hops"), default=6, help="largest k (default 6)")
     trade.add_argument("--plot", default=None, help="write a PNG of log2 N_max against k (and a .json beside it)")
+    trade.add_argument("--force", action="store_true", help="replace the PNG and the JSON if they exist")
     trade.add_argument("--json", action="store_true", help="print one JSON object")
 
     sizes = sub.add_parser("sizes", help="d_model, d_mlp and parameter counts of every codebook at given N and R")
@@ -208,10 +234,15 @@ def construction_kwargs(args) -> dict:
 
 
 def cmd_build(args) -> int:
-    instance = Instance.random(args.N, args.R, args.seed)
     name = "cot" if args.cot else args.construction
     if args.cot_steps is not None and not args.cot:
         raise BadInput("--cot-steps needs --cot")
+    if args.cot and args.construction != "block":
+        raise BadInput(f"--cot builds its own construction; --construction {args.construction} does not apply")
+    refuse_inapplicable_options(args, name)
+    if os.path.exists(args.out) and not args.force:
+        raise BadInput(f"--out {args.out} exists; pass --force to replace it")
+    instance = Instance.random(args.N, args.R, args.seed)
     if args.hops > 1 and name in ("block", "shared-space"):
         raise BadInput(f"--hops {args.hops} needs --construction chains or associative, or --cot")
     model = build_construction(name, instance, **construction_kwargs(args))
@@ -325,6 +356,10 @@ def cmd_report(args) -> int:
 def cmd_tradeoff(args) -> int:
     from georecall.tradeoff import SERIES, plot_tradeoff, tradeoff
 
+    if args.plot:
+        for path in (args.plot, os.path.splitext(args.plot)[0] + ".json"):
+            if os.path.exists(path) and not args.force:
+                raise BadInput(f"{path} exists (--plot writes it); pass --force to replace it")
     rows = tradeoff(args.d, args.R, args.precision, args.max_hops)
     result = {"d": args.d, "R": args.R, "precision": args.precision, "series": SERIES, "rows": rows}
     if args.plot:

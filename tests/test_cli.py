@@ -45,8 +45,12 @@ def test_verify_exits_1_on_tampered_weights(tmp_path, capsys):
         (["build", "--N", "1", "--out", "x.npz"], "N must be >= 2"),
         (["build", "--R", "0", "--out", "x.npz"], "R must be >= 1"),
         (["build", "--N", "ten", "--out", "x.npz"], "--N must be an integer"),
-        (["build", "--construction", "lookup", "--out", "x.npz"], "construction must be one of"),
-        (["build", "--codebook", "gray", "--out", "x.npz"], "codebook must be one of"),
+        (["build", "--construction", "lookup", "--out", "x.npz"], "argument --construction: invalid choice"),
+        (["build", "--codebook", "gray", "--out", "x.npz"], "argument --codebook: invalid choice"),
+        (["build", "--precision", "3", "--out", "x.npz"], "--precision does not apply to --construction block with --codebook binary"),
+        (["build", "--d", "30", "--out", "x.npz"], "--d does not apply"),
+        (["build", "--delta", "0.1", "--out", "x.npz"], "--delta does not apply"),
+        (["build", "--seed", "-5", "--out", "x.npz"], "--seed must be >= 0, got -5"),
         (["verify", "missing.npz"], "does not exist"),
         (["frobnicate"], "invalid choice"),
     ],
@@ -120,7 +124,8 @@ def test_compare_weights_file_and_hand_made_spec(tmp_path, capsys):
     code, out, _ = run(capsys, "compare", path, "--precision", "1", "--json")
     data = json.loads(out)
     assert code == 0 and data["verdict"] == "tight" and data["ratio"] == 1.0 and data["bound"] == "generic"
-    spec = json.loads(run(capsys, "build", "--N", "1024", "--R", "4", "--out", path, "--json")[1])["spec"]
+    assert run(capsys, "build", "--N", "1024", "--R", "4", "--out", path, "--json")[0] == 2  # exists: needs --force
+    spec = json.loads(run(capsys, "build", "--N", "1024", "--R", "4", "--out", path, "--json", "--force")[1])["spec"]
     assert spec["subject_embedding_dim"] == 40
     spec["subject_embedding_dim"] = 39  # claims 39 coordinates where 4 * 10 = 40 bits are needed
     (tmp_path / "claim.json").write_text(json.dumps(spec))
