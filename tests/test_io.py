@@ -121,3 +121,43 @@ def test_an_interrupted_write_keeps_the_old_file_and_leaves_no_partial_one(tmp_p
     monkeypatch.setattr(np.lib.format, "write_array", real_write)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
     assert np.array_equal(load_model(path).instance.facts, old.instance.facts)
+
+
+def test_a_zip_bomb_and_lying_headers_are_refused_before_anything_inflates(tmp_path):
+    import json
+    import resource
+    import zipfile
+
+    import numpy as np
+    import pytest
+
+    from georecall.constructions import build_construction
+    from georecall.theory import Instance
+    from georecall.theory.io import load_model, save_model
+
+    bomb = tmp_path / "bomb.npz"  # a 1 GiB W_E of zeros in about 1 MB; every other member valid
+    model = build_construction("block", Instance.random(16, 2, 0))
+    save_model(tmp_path / "good.npz", model.weights, model.instance)
+    with np.load(tmp_path / "good.npz") as data:
+        small = {k: data[k] for k in data.files}
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name in (k for k in small if k != "W_E"):
+            with archive.open(f"{name}.npy", "w") as member:
+                np.lib.format.write_array(member, small[name])
+        with archive.open("W_E.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(member, {"descr": "<f8", "fortran_order": False, "shape": (1 << 17, 1 << 10)})
+            for _ in range(64):
+                member.write(bytes(1 << 24))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ValueError, match="W_E declares shape \\[131072, 1024\\], but meta implies 18 rows"):
+        load_model(bomb)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB: nothing inflated
+
+    liar = tmp_path / "liar.npz"
+    with zipfile.ZipFile(liar, "w") as archive:
+        with archive.open("W_E.npy", "w") as member:
+            np.lib.format.write_array_header_1_0(member, {"descr": "<f8", "fortran_order": False, "shape": (10**9,)})
+            member.write(bytes(80))
+    with pytest.raises(ValueError, match="declares 8,000,000,128 bytes"):
+        load_model(liar)
+    assert json.loads(str(small["meta"]))["N"] == 16

@@ -91,6 +91,77 @@ def save_model(path, weights: TransformerWeights, instance: Instance, spec: Cons
         raise
 
 
+LOAD_MEMORY_LIMIT_BYTES = 16 * 2**30  # two thirds of this machine: a larger file is refused before it is inflated
+META_MAX_BYTES = 16 * 2**20
+
+
+def inspect_archive(path, limit: int = LOAD_MEMORY_LIMIT_BYTES) -> dict | None:
+    """{member name: (shape, dtype)} from each member's .npy header (a few bytes), before anything
+    is decompressed: a header that disagrees with the member's size, a missing meta or facts, an
+    oversized meta, or arrays that would not fit ``limit`` as float64 are refused here, in constant
+    memory (a zip bomb never inflates). None when the file is not a zip (np.load then says what it is)."""
+    if not zipfile.is_zipfile(path):
+        return None
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path!s} is not a readable .npz weights file ({exc})") from None
+    headers, total = {}, 0
+    with archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                raise InputError(f"{path!s} holds {info.filename!r}, which is not an .npy member")
+            try:
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read_header(member, max_header_size=10_000)
+                    header = member.tell()
+            except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+                raise InputError(f"{path!s} is not a readable .npz weights file (member {info.filename!r}: {exc})") from None
+            if dtype.hasobject:
+                raise InputError(f"{path!s} is not a readable .npz weights file (member {info.filename!r} holds Python objects; "
+                                 f"the format never unpickles)")
+            count = int(np.prod(shape, dtype=object))
+            declared = header + count * dtype.itemsize
+            if declared != info.file_size:
+                raise InputError(f"{path!s}: member {info.filename!r} declares {declared:,} bytes (shape {list(shape)}, {dtype}) "
+                                 f"but holds {info.file_size:,}")
+            headers[info.filename[: -len(".npy")]] = (tuple(shape), dtype)
+            total += count * max(8, dtype.itemsize)
+    for required in ("meta", "facts"):
+        if required not in headers:
+            raise InputError(f"{path!s} has no {required!r} array")
+    if headers["meta"][1].kind != "U" or headers["meta"][0] != () or headers["meta"][1].itemsize > META_MAX_BYTES:
+        raise InputError(f"{path!s}: meta must be a 0-d unicode string of at most {META_MAX_BYTES // 2**20} MiB")
+    if total > limit:
+        raise InputError(f"{path!s} would need {total / 2**30:,.3g} GiB once loaded as float64 (limit {limit / 2**30:.0f} GiB)")
+    return headers
+
+
+def check_declared_shapes(path, headers: dict, meta) -> None:
+    """The shapes the .npy headers declare must be the ones meta implies, before the arrays inflate."""
+    for name in ("W_E", "W_U", "b_U"):
+        if name not in headers:
+            raise InputError(f"weights are missing the array {name!r}")
+    expected_rows = {"W_E": meta.d_vocab_in, "facts": meta.R}
+    for name, rows in expected_rows.items():
+        shape = headers.get(name, ((),))[0]
+        if len(shape) != 2 or shape[0] != rows:
+            raise InputError(f"{path!s}: {name} declares shape {list(shape)}, but meta implies {rows} rows")
+    if headers["facts"][0][1] != meta.N:
+        raise InputError(f"{path!s}: facts declares shape {list(headers['facts'][0])}, but meta says N = {meta.N}")
+    W_U = headers.get("W_U", ((),))[0]
+    if len(W_U) != 2 or W_U[1] != meta.d_vocab_out:
+        raise InputError(f"{path!s}: W_U declares shape {list(W_U)}, but meta implies {meta.d_vocab_out} columns")
+    allowed = {"meta", "facts", "W_E", "W_pos", "W_U", "b_U"} | {
+        f"blocks.{layer}.{part}" for layer in range(meta.n_layers)
+        for part in ("attn.W_Q", "attn.W_K", "attn.W_V", "attn.W_O", "mlp.W_in", "mlp.b_in", "mlp.W_out", "mlp.b_out")}
+    unknown = sorted(set(headers) - allowed)
+    if unknown:
+        raise InputError(f"{path!s} has arrays the format does not define (meta.n_layers = {meta.n_layers}): {unknown[:5]}")
+
+
 def load_model(path) -> LoadedModel:
     """Read a weights file, validating every array; raises ValueError on any malformed content."""
     if not os.path.exists(path):
@@ -99,6 +170,7 @@ def load_model(path) -> LoadedModel:
         raise InputError(f"weights file {path!s} is a directory, not an .npz file")
     if not os.path.isfile(path):
         raise InputError(f"weights file {path!s} is not a regular file (a FIFO or a device?)")
+    headers = inspect_archive(path)
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
@@ -107,19 +179,20 @@ def load_model(path) -> LoadedModel:
         raise InputError(f"{path!s} holds a single .npy array, not an .npz archive of named arrays (docs/FORMAT.md §1)")
     try:
         with data:
-            arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise InputError(f"{path!s} is not a readable .npz weights file ({exc})") from None
-    for required in ("meta", "facts"):
-        if required not in arrays:
-            raise InputError(f"{path!s} has no {required!r} array")
-    try:
-        meta_json = json.loads(str(arrays.pop("meta")))
+            meta_json = json.loads(str(data["meta"]))  # the small member first: it says what the rest must be
+            if not isinstance(meta_json, dict):
+                raise InputError(f"{path!s}: meta must be a JSON object")
+            meta = ModelMeta.from_json_dict(meta_json)
+            check_declared_shapes(path, headers, meta)
+            arrays = {name: data[name] for name in data.files if name != "meta"}
     except json.JSONDecodeError as exc:
         raise InputError(f"{path!s}: meta is not valid JSON ({exc})") from None
-    if not isinstance(meta_json, dict):
-        raise InputError(f"{path!s}: meta must be a JSON object")
-    meta = ModelMeta.from_json_dict(meta_json)
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise InputError(f"{path!s} is not a readable .npz weights file ({exc})") from None
+    except ValueError as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{path!s} is not a readable .npz weights file ({exc})") from None
     spec_json = meta.extra.get("spec")
     instance = Instance.from_arrays(arrays.pop("facts"))
     for name in list(arrays):  # one array at a time: narrow stored dtypes never coexist with all of float64
