@@ -17,7 +17,6 @@ import numpy as np
 from georecall.theory.checks import InputError
 from georecall.theory.rounding import (
     NUMPY,
-    TINY,
     attention_output_depth,
     gamma,
     logit_radius,
@@ -199,4 +198,4 @@ def to_numpy(values):
     return np.asarray(values)
 
 
-__all__ = ["BoundedForward", "MarginBatch", "UnembeddingNorms", "bounded_mlp", "check_context", "TINY", "gamma"]
+__all__ = ["BoundedForward", "MarginBatch", "UnembeddingNorms", "answer_margins", "bounded_mlp", "check_context"]

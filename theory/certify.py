@@ -140,7 +140,7 @@ def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memor
     def brute_force(indices: np.ndarray):
         """Margins of ``indices`` (sorted) into the accumulator; returns their float margins."""
         if one_layer:
-            _, batch = scan.query_batch(indices)
+            batch = scan.query_batch(indices)
         else:
             chunk = queries.take(indices)
             batch = bounded.margins(chunk.tokens, chunk.answers)

@@ -19,13 +19,12 @@ from scipy.linalg import blas
 from georecall.theory.checks import InputError
 from georecall.theory.parallel import map_in_threads
 from georecall.theory.rounding import overflow_is_a_verdict
-from georecall.theory.bounded import MarginBatch, UnembeddingNorms, answer_margins, check_context
+from georecall.theory.bounded import MarginBatch, UnembeddingNorms, check_context
 from georecall.theory.rounding import (
     INFLATE,
     TINY,
     attention_output_depth,
     gamma,
-    logit_radius,
     mlp_in_depth,
     mlp_out_depth,
     norm_up,
@@ -424,7 +423,7 @@ class FastScan:
             return np.empty(0), np.empty(0, dtype=np.int64)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    def query_batch(self, indices: np.ndarray) -> tuple[np.ndarray, MarginBatch]:
+    def query_batch(self, indices: np.ndarray) -> MarginBatch:
         """Margins of chosen queries (sorted indices), computing the rows of their subjects only."""
         R = self.instance.R
         subjects = np.unique(indices // R)
@@ -433,8 +432,8 @@ class FastScan:
         picked = BoundedRows(rows.center[where], rows.radius_norm[where], rows.upper_norm[where], rows.finite[where])
         answers = self.instance.facts[indices % R, indices // R]
         margins, best_other = self.margins(picked.center, answers)
-        return answers, self.batch(picked, answers, margins, best_other)
+        return self.batch(picked, answers, margins, best_other)
 
 
 __all__ = ["single_hop_residuals", "bounded_single_hop_residuals", "blocked_margins", "blocked_top2", "deduplicated_margins",
-           "verify_single_hop_fast", "FastScan", "BoundedRows", "answer_margins", "logit_radius"]
+           "verify_single_hop_fast", "FastScan", "BoundedRows"]
