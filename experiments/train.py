@@ -250,12 +250,17 @@ def train(
     return run
 
 
+RUN_FILES = ("model.npz", "summary.json", "metrics.jsonl", "config.json")  # the model first: never a stale model beside a new config
+
+
 class _MetricsLog:
     def __init__(self, out, config: TrainConfig):
         self.handle = None
         if out is not None:
             folder = Path(out)
             folder.mkdir(parents=True, exist_ok=True)
+            for name in RUN_FILES:  # a run replaces the folder's previous run as a whole, even if it is killed midway
+                (folder / name).unlink(missing_ok=True)
             config.save(folder / "config.json")
             self.handle = open(folder / "metrics.jsonl", "w")
 

@@ -155,3 +155,27 @@ def test_georecall_train_rejects_bad_input_with_exit_2(capsys):
     assert "N must be >= 2" in capsys.readouterr().err
     assert main(["train", "--freeze", "all"]) == 2
     assert "freeze" in capsys.readouterr().err
+
+
+def test_a_run_killed_in_an_old_folder_never_leaves_the_old_model_beside_the_new_config(tmp_path):
+    import json
+
+    import pytest
+
+    from georecall.constructions import build_construction
+    from georecall.experiments.config import TrainConfig
+    from georecall.experiments.train import train
+    from georecall.theory import Instance
+    from georecall.theory.io import save_model
+
+    old = build_construction("block", Instance.random(16, 2, 0))
+    save_model(tmp_path / "model.npz", old.weights, old.instance)
+    (tmp_path / "config.json").write_text("{}")
+
+    def killed(step, steps):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(N=16, R=2, d_model=8, d_mlp=16, steps=50, seed=0), out=tmp_path, progress=killed)
+    assert not (tmp_path / "model.npz").exists()
+    assert json.loads((tmp_path / "config.json").read_text())["N"] == 16
