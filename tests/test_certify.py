@@ -83,7 +83,7 @@ def test_certificate_catches_a_perturbed_subject_embedding():
 def test_code_distance_bound_is_exact_small_and_valid_large():
     codes = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 1.5]])
     bound = code_distance_lower_bound(codes)
-    assert 1.5 * (1 - 1e-14) <= bound <= 1.5
+    assert bound >= 1.5 * (1 - 1e-14) and bound <= 1.5
     assert code_distance_lower_bound(np.vstack([codes, codes[:1]])) == 0.0
     big = build_construction("block", Instance.random(5000, 1, 0), codebook="multilevel", precision=3).weights.W_U
     assert 2.0 * (1 - 1e-14) <= code_distance_lower_bound(big[np.any(big != 0, axis=1)].T) <= 2.0
