@@ -53,6 +53,11 @@ def check_context(weights: TransformerWeights, seq_len: int) -> None:
         raise InputError(f"W_pos has n_ctx = {weights.W_pos.shape[0]} rows but the queries need {seq_len} positions")
 
 
+def unembedding_support(weights: TransformerWeights) -> np.ndarray:
+    """Rows of W_U that are not all zero: the only residual coordinates any logit reads."""
+    return np.flatnonzero(np.any(weights.W_U != 0, axis=1))
+
+
 class UnembeddingNorms:
     """Column norms of W_U and |b_U|, upper-rounded, for Lemma S4's O(1)-per-logit radii."""
 
@@ -132,9 +137,6 @@ class BoundedForward:
         depth = attention_output_depth(d, b["n_heads"], b["d_head"], T)
         return xq + out, stage_radius(out_upper, out_center, depth, ops), finite
 
-    def mlp(self, b: dict, x, rx):
-        return bounded_mlp(self.ops, b, x, rx, self.weights.d_model)
-
     def final_residual(self, tokens):
         """(center, radius, finite) of the last position's residual: [batch, d_model] twice, [batch]."""
         x, rx = self.embed(tokens)
@@ -142,7 +144,7 @@ class BoundedForward:
         last = len(self.blocks) - 1
         for layer, b in enumerate(self.blocks):
             x, rx, ok_attn = self.attention(b, x, rx, last_only=(layer == last))
-            x, rx, ok_mlp = self.mlp(b, x, rx)
+            x, rx, ok_mlp = bounded_mlp(self.ops, b, x, rx, self.weights.d_model)
             ok = ok_attn & ok_mlp
             finite = ok if finite is None else finite & ok
         x, rx = x[:, -1, :], rx[:, -1, :]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from georecall.theory.rounding import overflow_is_a_verdict
-from georecall.theory.bounded import BoundedForward, UnembeddingNorms
+from georecall.theory.bounded import BoundedForward, UnembeddingNorms, unembedding_support
 from georecall.theory.exact import ExactDecider
 from georecall.theory.fast import FAST_MEMORY_BUDGET_BYTES, FastScan
 from georecall.theory.parallel import map_in_threads
@@ -29,12 +29,12 @@ from georecall.theory.geometry import min_squared_distance
 from georecall.theory.instance import Instance
 from georecall.theory.queries import SingleHopQueries
 from georecall.theory.rounding import INFLATE, UNIT_ROUNDOFF, gamma, norm_up
+from georecall.theory.verify import DEFAULT_MEMORY_BUDGET_BYTES
 from georecall.theory.verdict import DEFAULT_MAX_EXACT, ROBUST, RecallReport, VerdictAccumulator
 from georecall.theory.weights import TransformerWeights
 
 MARGIN_TOLERANCE = 1e-6  # relative: the reported minimum margin is the float64 one to within 1e-6 max(1, |margin|)
 EXACT_DISTANCE_MAX_N = 4096  # above this, use the grid-gap bound instead of the O(N^2) exact distance
-DEFAULT_MEMORY_BUDGET_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def bias_gap_bound(codes: np.ndarray, b_U: np.ndarray) -> float:
 
 def nearest_code_structure(weights: TransformerWeights) -> NearestCode | None:
     """The certificate's data when it can certify anything: D > 0 and B < D^2 / 8; else None."""
-    support = np.flatnonzero(np.any(weights.W_U != 0, axis=1))
+    support = unembedding_support(weights)
     codes = np.ascontiguousarray(weights.W_U[support].T)
     if codes.shape[1] == 0:
         return None
@@ -191,7 +191,7 @@ def _residual_rows(weights, queries, subjects, begin, end, scan, bounded, suppor
 
 def _distance_or_none(weights: TransformerWeights) -> float | None:
     """D of the unembedding's codes for the report when the certificate declined (None past EXACT_DISTANCE_MAX_N)."""
-    support = np.flatnonzero(np.any(weights.W_U != 0, axis=1))
+    support = unembedding_support(weights)
     if len(support) == 0 or weights.meta.N > EXACT_DISTANCE_MAX_N:
         return None
     return code_distance_lower_bound(np.ascontiguousarray(weights.W_U[support].T))

@@ -19,7 +19,7 @@ from scipy.linalg import blas
 from georecall.theory.checks import InputError
 from georecall.theory.parallel import map_in_threads
 from georecall.theory.rounding import overflow_is_a_verdict
-from georecall.theory.bounded import MarginBatch, UnembeddingNorms, check_context
+from georecall.theory.bounded import MarginBatch, UnembeddingNorms, check_context, unembedding_support
 from georecall.theory.rounding import (
     INFLATE,
     TINY,
@@ -364,7 +364,7 @@ class FastScan:
     def __init__(self, weights: TransformerWeights, instance, budget: int):
         N, R = instance.N, instance.R
         self.weights, self.instance = weights, instance
-        self.support = np.flatnonzero(np.any(weights.W_U != 0, axis=1))
+        self.support = unembedding_support(weights)
         self.W_U = np.ascontiguousarray(weights.W_U[self.support])
         self.b_U = weights.b_U if np.any(weights.b_U != 0) else None
         self.norms = UnembeddingNorms(weights.W_U, weights.b_U, rows=self.support)

@@ -107,10 +107,10 @@ class VerdictAccumulator:
         self.exact_skipped = 0
         self.started = time.perf_counter()
 
-    def add(self, positions: np.ndarray, indices: np.ndarray, batch: MarginBatch, query_set=None, status: np.ndarray | None = None) -> None:
+    def add(self, positions: np.ndarray, indices: np.ndarray, batch: MarginBatch, query_set=None) -> None:
         """Feed one batch: item slots ``positions`` hold the queries ``indices`` of ``query_set``."""
         query_set = query_set or self.query_set
-        status = classify(batch) if status is None else status
+        status = classify(batch)
         undecided = np.flatnonzero(status < 0)
         if len(undecided):
             room = 0 if self.decider is None else max(0, self.max_exact - self.exact_decided)
