@@ -17,6 +17,11 @@ from torch import nn
 from georecall.theory.weights import AttentionWeights, Block, MLPWeights, ModelMeta, TransformerWeights
 
 
+def power_of_two_scale(d_head: int) -> float:
+    """2^-round(log2(d_head) / 2): the usual 1/sqrt(d_head), rounded to a power of two (halves round down in size)."""
+    return 2.0 ** -math.floor(math.log2(d_head) / 2 + 0.5)
+
+
 def _param(array) -> nn.Parameter:
     return nn.Parameter(torch.as_tensor(array).clone())
 
@@ -108,8 +113,9 @@ def init_weights(
 
     Subject and relation embeddings are N(0, embed_init_scale^2 / d_model) per entry, so a row
     has norm about ``embed_init_scale``: the scale decides whether superposition forms (issue 7).
-    Every other matrix is N(0, 1/fan_in) per entry; biases start at zero. ``attn_scale`` is
-    1/sqrt(d_head), stored in meta as the format requires.
+    Every other matrix is N(0, 1/fan_in) per entry; biases start at zero. ``attn_scale`` is the
+    power of two nearest 1/sqrt(d_head) (in log scale), stored in meta as the format requires: a
+    power of two has an exact reciprocal, so the model exports to TransformerLens exactly.
     """
     d_head = d_model if d_head is None else d_head
 
@@ -125,7 +131,7 @@ def init_weights(
     )
     mlp = MLPWeights(normal((d_model, d_mlp), d_model), np.zeros(d_mlp), normal((d_mlp, d_model), d_mlp), np.zeros(d_model))
     meta = ModelMeta(
-        N=N, R=R, n_layers=1, attn_scale=1.0 / math.sqrt(d_head), query_kinds=("single_hop",), extra=dict(extra or {})
+        N=N, R=R, n_layers=1, attn_scale=power_of_two_scale(d_head), query_kinds=("single_hop",), extra=dict(extra or {})
     )
     W_pos = normal((2, d_model), d_model) if positional else None
     return TransformerWeights(W_E, (Block(attn, mlp),), normal((d_model, N), d_model), np.zeros(N), meta, W_pos)

@@ -16,7 +16,7 @@ from georecall.tables import format_table
 from georecall.theory.checks import InputError
 from georecall.theory.spec import ConstructionSpec
 from georecall.theory.instance import Instance
-from georecall.theory.io import load_model, save_model
+from georecall.theory.io import CONTAINERS, load_model, save_model, save_model_as
 from georecall.theory.verify import DEFAULT_MEMORY_BUDGET_BYTES
 from georecall.theory.verdict import DEFAULT_MAX_EXACT
 from georecall.theory.verify import PATHS, verify_model
@@ -134,7 +134,7 @@ def make_parser() -> Parser:
     build.add_argument("--json", action="store_true", help="print the spec as one JSON object")
 
     verify = sub.add_parser("verify", help="check exact recall of a weights file on every query")
-    verify.add_argument("file", help="a .npz weights file (docs/FORMAT.md)")
+    verify.add_argument("file", help="a weights file: .npz (docs/FORMAT.md) or safetensors, ours or a TransformerLens export (docs/interop.md)")
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.add_argument("--memory-budget-mb", type=float, default=DEFAULT_MEMORY_BUDGET_BYTES / 2**20, help="memory budget of one chunk (default 256)")
     verify.add_argument("--max-listed", type=_positive_int("--max-listed"), default=10, help="failing queries to list (default 10)")
@@ -150,6 +150,14 @@ def make_parser() -> Parser:
     verify.add_argument("--certify", action="store_true", help="the same as --path certify (docs/theorems/certificate.md)")
     verify.add_argument("--max-exact", type=_positive_int("--max-exact"), default=DEFAULT_MAX_EXACT,
                         help=f"queries re-decided in ball arithmetic when float64 cannot tell; past it they are unproven (default {DEFAULT_MAX_EXACT:,})")
+
+    export = sub.add_parser("export", help="write a weights file in another container: npz, safetensors or a TransformerLens state dict")
+    export.add_argument("file", help="a weights file in any container georecall reads")
+    export.add_argument("--to", choices=CONTAINERS, required=True,
+                        help="npz (docs/FORMAT.md), safetensors (the same arrays), or transformer-lens (a safetensors TransformerLens "
+                             "native state dict with its config; docs/interop.md)")
+    export.add_argument("out", help="the file to write (atomically)")
+    export.add_argument("--force", action="store_true", help="replace OUT if it exists")
 
     check = sub.add_parser("check", help="build and verify every construction at default sizes; print a table")
     check.add_argument("--json", action="store_true", help="print one JSON object")
@@ -253,6 +261,15 @@ def cmd_build(args) -> int:
         s = model.spec
         print(f"wrote {args.out}: {s.name}, N={s.N}, R={s.R}, d_model={s.d_model}, d_mlp={s.d_mlp}, "
               f"subject params {s.subject_params:,}, shared params {s.shared_params:,}")
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    if os.path.exists(args.out) and not args.force:
+        raise BadInput(f"OUT {args.out} exists; pass --force to replace it")
+    loaded = load_model(args.file)
+    save_model_as(args.out, args.to, loaded.weights, loaded.instance, loaded.spec)
+    print(f"wrote {args.out}: {args.to}, N={loaded.weights.meta.N}, R={loaded.weights.meta.R}, d_model={loaded.weights.d_model}")
     return EXIT_OK
 
 
@@ -459,7 +476,7 @@ def cmd_compare(args) -> int:
     return EXIT_FAILED if result.verdict == "impossible" else EXIT_OK
 
 
-COMMANDS = {"tradeoff": cmd_tradeoff, "bounds": cmd_bounds, "compare": cmd_compare, "build": cmd_build, "verify": cmd_verify, "check": cmd_check, "sizes": cmd_sizes, "threshold": cmd_threshold,
+COMMANDS = {"tradeoff": cmd_tradeoff, "bounds": cmd_bounds, "compare": cmd_compare, "build": cmd_build, "verify": cmd_verify, "export": cmd_export, "check": cmd_check, "sizes": cmd_sizes, "threshold": cmd_threshold,
             "report": cmd_report, "train": train_cli.cmd_train, "sweep": train_cli.cmd_sweep}
 
 

@@ -13,6 +13,8 @@ import numpy as np
 from georecall.theory.checks import InputError
 from georecall.theory.instance import Instance
 from georecall.theory.spec import ConstructionSpec
+from georecall.theory.safetensors_io import is_safetensors, read_header, read_tensors, save_safetensors
+from georecall.theory.transformer_lens_layout import TRANSFORMER_LENS_VERSION, from_transformer_lens_state, to_transformer_lens_state
 from georecall.theory.weights import ModelMeta, TransformerWeights
 
 
@@ -70,17 +72,28 @@ def save_model(path, weights: TransformerWeights, instance: Instance, spec: Cons
     arrays = {name: narrowest_float(array) for name, array in weights.named_arrays().items()}
     arrays["facts"] = instance.facts
     arrays["meta"] = np.array(json.dumps(meta))
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".georecall-", suffix=".npz.part", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+
+    def write(raw) -> None:
+        with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
             for name, array in arrays.items():
                 info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
                 info.compress_type = zipfile.ZIP_STORED if array.nbytes > STORED_ABOVE_BYTES else zipfile.ZIP_DEFLATED
                 info._compresslevel = 1  # the name of ZipInfo.compress_level before Python 3.13
                 with archive.open(info, "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+    write_atomically(path, write)
+
+
+def write_atomically(path, write) -> None:
+    """Call ``write(binary file)`` on a temporary file beside ``path``, then rename it over ``path``:
+    a kill at any moment leaves either the old file or the complete new one, never a truncated one."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=".georecall-", suffix=".part", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as raw:
+            write(raw)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a weights file is not
@@ -170,6 +183,8 @@ def load_model(path) -> LoadedModel:
         raise InputError(f"weights file {path!s} is a directory, not an .npz file")
     if not os.path.isfile(path):
         raise InputError(f"weights file {path!s} is not a regular file (a FIFO or a device?)")
+    if is_safetensors(path):
+        return load_safetensors_model(path)
     headers = inspect_archive(path)
     try:
         data = np.load(path, allow_pickle=False)
@@ -179,20 +194,94 @@ def load_model(path) -> LoadedModel:
         raise InputError(f"{path!s} holds a single .npy array, not an .npz archive of named arrays (docs/FORMAT.md §1)")
     try:
         with data:
-            meta_json = json.loads(str(data["meta"]))  # the small member first: it says what the rest must be
-            if not isinstance(meta_json, dict):
-                raise InputError(f"{path!s}: meta must be a JSON object")
-            meta = ModelMeta.from_json_dict(meta_json)
+            meta = parse_meta(path, str(data["meta"]))  # the small member first: it says what the rest must be
             check_declared_shapes(path, headers, meta)
             arrays = {name: data[name] for name in data.files if name != "meta"}
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path!s}: meta is not valid JSON ({exc})") from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise InputError(f"{path!s} is not a readable .npz weights file ({exc})") from None
     except ValueError as exc:
         if isinstance(exc, InputError):
             raise
         raise InputError(f"{path!s} is not a readable .npz weights file ({exc})") from None
+    return model_from_arrays(path, arrays, meta)
+
+
+def parse_meta(path, text: str) -> ModelMeta:
+    try:
+        meta_json = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path!s}: meta is not valid JSON ({exc})") from None
+    if not isinstance(meta_json, dict):
+        raise InputError(f"{path!s}: meta must be a JSON object")
+    return ModelMeta.from_json_dict(meta_json)
+
+
+CONTAINERS = ("npz", "safetensors", "transformer-lens")
+
+
+def save_model_as(path, container: str, weights: TransformerWeights, instance: Instance, spec: ConstructionSpec | None = None) -> None:
+    """Write in one of CONTAINERS: npz (docs/FORMAT.md), safetensors with the same array names, or
+    safetensors with a TransformerLens native state dict (docs/interop.md). All atomic."""
+    if container == "npz":
+        return save_model(path, weights, instance, spec)
+    if container not in CONTAINERS:
+        raise InputError(f"container must be one of {list(CONTAINERS)}, got {container!r}")
+    meta = weights.meta.to_json_dict()
+    if spec is not None:
+        meta["extra"] = {**meta["extra"], "spec": spec.to_json_dict()}
+    metadata = {"format": "georecall" if container == "safetensors" else "transformer-lens", "georecall_meta": json.dumps(meta)}
+    if container == "safetensors":
+        arrays = {name: narrowest_float(array) for name, array in weights.named_arrays().items()}
+        arrays["facts"] = instance.facts.astype(np.int64)
+    else:
+        config, arrays, shapes = to_transformer_lens_state(weights)
+        arrays["georecall.facts"] = instance.facts.astype(np.int64)
+        metadata.update(transformer_lens_config=json.dumps(config), layer_shapes=json.dumps(shapes),
+                        had_W_pos=json.dumps(weights.W_pos is not None), transformer_lens_version=TRANSFORMER_LENS_VERSION)
+    save_safetensors(path, arrays, metadata, write_atomically)
+
+
+def load_safetensors_model(path) -> LoadedModel:
+    """A safetensors file in either array naming (``__metadata__.format``: georecall or transformer-lens)."""
+    tensors, metadata, start = read_header(path, LOAD_MEMORY_LIMIT_BYTES)
+    if "georecall_meta" not in metadata:
+        raise InputError(f"{path!s}: a safetensors weights file needs __metadata__.georecall_meta (the meta object of docs/FORMAT.md §4)")
+    meta = parse_meta(path, metadata["georecall_meta"])
+    layout = metadata.get("format", "georecall")
+    if layout == "georecall":
+        check_declared_shapes(path, {name: (shape, dtype) for name, (shape, dtype, _) in tensors.items()}, meta)
+        return model_from_arrays(path, read_tensors(path, tensors, start), meta)
+    if layout != "transformer-lens":
+        raise InputError(f"{path!s}: __metadata__.format is {layout!r}; expected 'georecall' or 'transformer-lens'")
+    if "georecall.facts" not in tensors or "transformer_lens_config" not in metadata:
+        raise InputError(f"{path!s}: a TransformerLens export needs the tensor 'georecall.facts' and __metadata__.transformer_lens_config")
+    config = _json_field(path, metadata, "transformer_lens_config", dict)
+    shapes = _json_field(path, metadata, "layer_shapes", list) if "layer_shapes" in metadata else None
+    if shapes is not None and not (len(shapes) == meta.n_layers and all(
+            isinstance(s, list) and len(s) == 3 and all(isinstance(n, int) and n >= 0 for n in s) for s in shapes)):
+        raise InputError(f"{path!s}: __metadata__.layer_shapes must list [n_heads, d_head, d_mlp] for each of {meta.n_layers} layers")
+    had_W_pos = _json_field(path, metadata, "had_W_pos", bool) if "had_W_pos" in metadata else True
+    arrays = read_tensors(path, tensors, start)
+    facts = arrays.pop("georecall.facts")
+    named, meta = from_transformer_lens_state(config, arrays, meta, shapes, had_W_pos)
+    return model_from_arrays(path, {**named, "facts": facts}, meta)
+
+
+def _json_field(path, metadata: dict, key: str, kind: type):
+    try:
+        value = json.loads(metadata[key])
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path!s}: __metadata__.{key} is not valid JSON ({exc})") from None
+    if not isinstance(value, kind):
+        raise InputError(f"{path!s}: __metadata__.{key} must be a JSON {kind.__name__}")
+    return value
+
+
+def model_from_arrays(path, arrays: dict, meta: ModelMeta) -> LoadedModel:
+    """The checks every container shares once its arrays are read: facts, dtypes, shapes, no unknown
+    arrays, sizes that agree with meta, and the spec under meta.extra.spec."""
+    if "facts" not in arrays:
+        raise InputError(f"{path!s} has no 'facts' array")
     spec_json = meta.extra.get("spec")
     instance = Instance.from_arrays(arrays.pop("facts"))
     for name in list(arrays):  # one array at a time: narrow stored dtypes never coexist with all of float64
