@@ -23,7 +23,7 @@ def main():
     parser.add_argument("--d-mlp", type=int, default=256)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", default="benchmarks/results/train_bench.csv")
+    parser.add_argument("--out", default="results/benchmarks/train_bench.csv")
     args = parser.parse_args()
     rows = []
     for N in args.N:

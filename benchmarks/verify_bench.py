@@ -120,7 +120,7 @@ def main():
     parser.add_argument("--multi-N", type=int, default=1024)
     parser.add_argument("--multi-R", type=int, default=4)
     parser.add_argument("--cases", nargs="+", default=["single", "shared", "multi"])
-    parser.add_argument("--out", default="benchmarks/results/verify_bench.csv")
+    parser.add_argument("--out", default="results/benchmarks/verify_bench.csv")
     args = parser.parse_args()
     rows = []
     for case, paths in cases(args):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 from georecall.experiments.sweep import SweepResult, run_sweep, write_sweep
 
 
@@ -40,9 +43,7 @@ def analyse(run, transfer_steps: int = 2000, seed: int = 0) -> dict:
 
 def train_and_analyse(config, out, transfer_steps: int, with_analysis: bool, force_progress: bool) -> dict:
     """``georecall train``: one run, its analyses, and summary.json in ``out``."""
-    import json
     import sys
-    from pathlib import Path
 
     from georecall.experiments.train import train
 
@@ -51,7 +52,26 @@ def train_and_analyse(config, out, transfer_steps: int, with_analysis: bool, for
         def progress(step, steps):
             sys.stderr.write(f"\rtrain step {step:,}/{steps:,}")
             sys.stderr.flush()
-    run = train(config, out=out, progress=progress)
+    from georecall.theory.io import replace_folder, staging_folder
+
+    staged = staging_folder(out) if out is not None else None  # the folder is replaced as a whole, at the end
+    try:
+        summary = _train_into(config, out, staged, transfer_steps, with_analysis, progress, train)
+        if staged is not None:
+            replace_folder(staged, out)
+    except BaseException:
+        if staged is not None and os.path.isdir(staged):
+            shutil.rmtree(staged)
+        raise
+    return summary
+
+
+def _train_into(config, out, staged, transfer_steps, with_analysis, progress, train) -> dict:
+    import json
+    import sys
+    from pathlib import Path
+
+    run = train(config, out=staged, progress=progress)
     if progress is not None:
         sys.stderr.write("\n")
     summary = {"N": config.N, "R": config.R, "d_model": config.d_model, "d_mlp": config.d_mlp, **run.to_json_dict()}
@@ -61,7 +81,7 @@ def train_and_analyse(config, out, transfer_steps: int, with_analysis: bool, for
         summary.update(analyse(run, transfer_steps, seed=config.seed))
     if out is not None:
         summary["files"] = {name: str(Path(out) / name) for name in ("config.json", "metrics.jsonl", "model.npz", "summary.json")}
-        with open(Path(out) / "summary.json", "w") as handle:
+        with open(Path(staged) / "summary.json", "w") as handle:
             json.dump(summary, handle, indent=2)
     return summary
 

@@ -179,3 +179,30 @@ def test_a_run_killed_in_an_old_folder_never_leaves_the_old_model_beside_the_new
         train(TrainConfig(N=16, R=2, d_model=8, d_mlp=16, steps=50, seed=0), out=tmp_path, progress=killed)
     assert not (tmp_path / "model.npz").exists()
     assert json.loads((tmp_path / "config.json").read_text())["N"] == 16
+
+
+def test_georecall_train_replaces_its_folder_as_a_whole_or_not_at_all(tmp_path, monkeypatch):
+    import pytest
+
+    from georecall.experiments import cli_support
+    from georecall.experiments.config import TrainConfig
+
+    out = tmp_path / "run"
+    config = TrainConfig(N=16, R=2, d_model=8, d_mlp=16, steps=20, seed=0)
+    cli_support.train_and_analyse(config, out, 0, False, False)
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(first) == {"config.json", "metrics.jsonl", "model.npz", "summary.json"}
+
+    def killed(*args, **kwargs):  # killed after the new model is written, before the swap
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_support, "analyse", killed)
+    with pytest.raises(KeyboardInterrupt):
+        cli_support.train_and_analyse(TrainConfig(N=16, R=2, d_model=8, d_mlp=16, steps=30, seed=1), out, 0, True, False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first  # the old run, untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # and no staging folder left behind
+    monkeypatch.undo()
+    cli_support.train_and_analyse(TrainConfig(N=16, R=2, d_model=8, d_mlp=16, steps=30, seed=1), out, 0, False, False)
+    assert json.loads((out / "config.json").read_text())["seed"] == 1
+    assert json.loads((out / "summary.json").read_text())["files"]["model.npz"] == str(out / "model.npz")
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]

@@ -104,6 +104,48 @@ def write_atomically(path, write) -> None:
         raise
 
 
+def staging_folder(target) -> str:
+    """An empty folder beside ``target`` to write a whole run into before ``replace_folder``."""
+    target = os.path.abspath(os.fspath(target))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    return tempfile.mkdtemp(prefix=f".{os.path.basename(target)}-", suffix=".part", dir=os.path.dirname(target))
+
+
+def replace_folder(staged, target) -> None:
+    """Put the folder ``staged`` at ``target`` as a whole: a kill at any moment leaves the old folder
+    or the new one. An existing target is swapped in one step (Linux renameat2 RENAME_EXCHANGE),
+    then deleted; where that call is missing, two renames leave a moment with neither in place
+    (the old one then survives beside it as ``staged``)."""
+    import shutil
+
+    staged, target = os.fspath(staged), os.fspath(target)
+    if not os.path.exists(target):
+        os.rename(staged, target)
+        return
+    if not os.path.isdir(target):
+        raise InputError(f"--out {target} exists and is not a folder")
+    if not _exchange(staged, target):
+        old = staged + ".old"
+        os.rename(target, old)
+        os.rename(staged, target)
+        staged = old
+    shutil.rmtree(staged)
+
+
+def _exchange(a: str, b: str) -> bool:
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    return renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0
+
+
 LOAD_MEMORY_LIMIT_BYTES = 16 * 2**30  # two thirds of this machine: a larger file is refused before it is inflated
 META_MAX_BYTES = 16 * 2**20
 
