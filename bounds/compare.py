@@ -1,13 +1,21 @@
-"""Compare a construction's spend against every applicable lower bound.
+"""Compare a construction's spend against every lower bound whose proof covers its query set.
 
 Spend at precision p (bits per stored number):
-- subject bits per subject: subject_embedding_dim * p (the ``d p`` of the generic bound);
+- subject bits per subject: subject_embedding_dim * p (the ``d p`` of the generic bound), and,
+  as a second ratio, d_model * p: the paper's d is the residual width;
 - fact-carrying bits: N * subject_embedding_dim * p, plus shared_params * p when the shared
   weights depend on the facts (then only the any-model bound applies).
 
-ratio = spent / needed. Verdict on the primary bound (generic if the shared weights are
-fact-independent, else any-model): ``impossible`` if any ratio < 1 (the claim beats a proven
-bound), ``tight`` if the primary ratio <= tight_factor, ``slack`` otherwise.
+Which bound (docs/theorems/bounds.md B7): the any-model count of B2, or Lemma B2' for chains of
+length exactly k >= 2; the generic count of B3 (single hop), B4 (k hops, exact or <= k) or B5/B5'
+(full or partial chain-of-thought). A construction that fails with probability f > 0 is held to
+the random-instance form with delta = 1 - f where that form is proved, and to no bound where it
+is not. A bound that is vacuous (needs 0 bits) is reported as such and carries no ratio.
+
+Verdict: ``impossible`` if some non-vacuous bound is beaten (spent < needed on subject
+coordinates or fact-carrying bits); ``unbounded`` if no bound applies or every one is vacuous;
+otherwise ``tight`` if the stricter ratio, max(subject, d_model), is at most tight_factor,
+``slack`` if not.
 """
 
 from __future__ import annotations
@@ -28,12 +36,18 @@ TIGHT_FACTOR = 2.0
 
 @dataclass(frozen=True)
 class BoundCheck:
+    """One bound: bits needed and spent; ``ratio`` is spent/needed (None when vacuous), and
+    ``ratio_d_model`` the same with d_model in place of the subject dimension (generic only)."""
+
     name: str
     statement: str
     needed_bits: float
     spent_bits: float
-    ratio: float
+    ratio: float | None
     holds: bool
+    vacuous: bool = False
+    ratio_d_model: float | None = None
+    delta: float = 1.0
 
 
 @dataclass
@@ -50,17 +64,25 @@ class Comparison:
     shared_bits_nonzero: float
     fact_independent_shared: bool
     bounds: list
-    bound: str
-    ratio: float
+    bound: str | None
+    ratio: float | None
     verdict: str
     tight_factor: float
     notes: list = field(default_factory=list)
+    ratio_d_model: float | None = None
+    d_model: int = 0
 
     def to_json_dict(self) -> dict:
         return asdict(self)
 
     def summary(self) -> str:
-        return f"{self.construction} at p={self.precision}: {self.verdict} (ratio {self.ratio:.4g} against the {self.bound} bound)"
+        head = f"{self.construction} at p={self.precision}: {self.verdict}"
+        if self.bound is None:
+            return f"{head} (no non-vacuous bound covers its query set)"
+        if self.ratio_d_model is None:
+            return f"{head} (ratio {self.ratio:.4g} against the {self.bound} bound)"
+        return (f"{head} (ratio {self.ratio:.4g} on subject coordinates, {self.ratio_d_model:.4g} on d_model = {self.d_model}, "
+                f"against the {self.bound} bound)")
 
     def __repr__(self) -> str:
         return f"Comparison({self.summary()})"
@@ -100,23 +122,46 @@ def compare(subject, precision: int | None = None, tight_factor: float = TIGHT_F
     shared_bits = spec.shared_params * precision
     fact_bits = subject_total if spec.fact_independent_shared else subject_total + shared_bits
 
+    cot_h = int(spec.extra.get("hops_per_step", 1)) if spec.cot else 1
+    success = 1.0 - float(spec.failure_probability)
     checks = []
-    with mp():
-        needed = any_model_min_bits(spec.N, spec.R)
-        checks.append(_check("any_model", "P p >= R log2(N!) over every fact-carrying parameter", needed, fact_bits))
-        if spec.fact_independent_shared:
-            needed = generic_min_bits(spec.N, spec.R, spec.hops, spec.cot, chains)
-            kind = "chain-of-thought" if spec.cot else ("single-hop" if spec.hops == 1 else f"{spec.hops}-hop ({chains} chains)")
-            checks.append(_check("generic", f"d p >= log2(#answer tuples of one subject), {kind}", needed, d_bits))
+    if success <= 0:
+        notes.append("the construction guarantees nothing at these sizes (failure probability 1): no bound applies")
+    else:
+        delta = min(1.0, success)
+        exact_chains = spec.hops >= 2 and chains == "exact" and not spec.cot
+        if delta < 1 and exact_chains:
+            notes.append(f"the construction fails with probability {spec.failure_probability:g}, and no random-instance (delta) "
+                         "form is proved for chains of length exactly k: the any-model bound does not apply")
         else:
+            what = ("P p >= max((R-1) log2(N!), log2 |T_k|) (Lemma B2')" if exact_chains
+                    else "P p >= R log2(N!) - log2(1/delta) (B2)")
+            needed = any_model_min_bits(spec.N, spec.R, delta, spec.hops, chains, spec.cot)
+            checks.append(_check("any_model", what + " over every fact-carrying parameter", needed, fact_bits, delta=delta))
+        uniform = spec.hops == 1 or spec.cot and cot_h == 1  # where the delta form of the generic bound is proved
+        if not spec.fact_independent_shared:
             notes.append("fact-dependent shared weights: compared against the any-model bound only")
+        elif delta < 1 and not uniform:
+            notes.append("no random-instance (delta) form is proved for this query set's generic bound: not applied")
+        else:
+            needed = generic_min_bits(spec.N, spec.R, spec.hops, spec.cot, chains, delta, cot_h)
+            if spec.cot:
+                kind = "chain-of-thought" if cot_h == 1 else f"partial chain-of-thought, {cot_h} hops per token (Lemma B5')"
+            else:
+                kind = "single-hop" if spec.hops == 1 else f"{spec.hops}-hop ({chains} chains)"
+            checks.append(_check("generic", f"d p >= log2(#answer tuples of one subject), {kind}", needed, d_bits,
+                                 spent_d_model=spec.d_model * precision, delta=delta))
     if spec.bits_per_coordinate > precision:
         notes.append(
             f"the spec declares {spec.bits_per_coordinate:g} bits per subject coordinate; at p = {precision} its "
             "subject embeddings cannot be stored exactly, so exact recall at this precision is not established"
         )
-    primary = checks[-1]
-    broken = [c for c in checks if not c.holds]
+    live = [c for c in checks if not c.vacuous]
+    for c in checks:
+        if c.vacuous:
+            notes.append(f"the {c.name} bound is vacuous here (it proves 0 bits are needed)")
+    primary = live[-1] if live else None
+    broken = [c for c in live if not c.holds]
     if broken:
         verdict = "impossible"
         for c in broken:
@@ -126,7 +171,9 @@ def compare(subject, precision: int | None = None, tight_factor: float = TIGHT_F
                 + (f" (the spec declares {spec.bits_per_coordinate:g} bits per coordinate, compared at p = {precision})"
                    if spec.bits_per_coordinate > precision else "")
             )
-    elif primary.ratio <= tight_factor:
+    elif primary is None:
+        verdict = "unbounded"
+    elif max(primary.ratio, primary.ratio_d_model or 0.0) <= tight_factor:
         verdict = "tight"
     else:
         verdict = "slack"
@@ -143,16 +190,22 @@ def compare(subject, precision: int | None = None, tight_factor: float = TIGHT_F
         shared_bits_nonzero=float(spec.shared_params_nonzero * precision),
         fact_independent_shared=spec.fact_independent_shared,
         bounds=[asdict(c) for c in checks],
-        bound=primary.name,
-        ratio=primary.ratio,
+        bound=None if primary is None else primary.name,
+        ratio=None if primary is None else primary.ratio,
+        ratio_d_model=None if primary is None else primary.ratio_d_model,
+        d_model=spec.d_model,
         verdict=verdict,
         tight_factor=tight_factor,
         notes=notes,
     )
 
 
-def _check(name: str, statement: str, needed, spent) -> BoundCheck:
+def _check(name: str, statement: str, needed, spent, spent_d_model=None, delta: float = 1.0) -> BoundCheck:
     with mp():
         needed = mpmath.mpf(needed)
-        ratio = mpmath.inf if needed <= 0 else mpmath.mpf(spent) / needed
-        return BoundCheck(name, statement, float(needed), float(spent), float(ratio), bool(spent >= needed))
+        if needed <= 0:
+            return BoundCheck(name, statement, 0.0, float(spent), None, True, vacuous=True, delta=delta)
+        ratio = mpmath.mpf(spent) / needed
+        ratio_d_model = None if spent_d_model is None else float(mpmath.mpf(spent_d_model) / needed)
+        return BoundCheck(name, statement, float(needed), float(spent), float(ratio), bool(spent >= needed),
+                          ratio_d_model=ratio_d_model, delta=delta)

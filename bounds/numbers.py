@@ -38,3 +38,97 @@ def ceil_div_exact(value: mpmath.mpf, divisor: int) -> int:
         if abs(q - nearest) < mpmath.mpf("1e-40"):
             return int(nearest)
         return int(mpmath.ceil(q))
+
+
+# ----- exact ceilings: ball arithmetic (python-flint's arb), no snapping -----
+
+MAX_PRECISION_BITS = 1 << 20
+
+
+def ceil_exact(ball_at, integer: int | None = None) -> int:
+    """ceil(x) for a real x given as ``ball_at(prec)``, an arb ball containing x at ``prec`` bits.
+
+    ``integer`` is x's value when x is known to be an integer, else None: then x is not an integer
+    (the caller proves it), and raising the precision shrinks the ball until it holds no integer,
+    after which the ceiling is that of every point in it. Exact at any size, unlike a rounding
+    tolerance (log2 N^R at N = 2^1310 + 1 is within 2^-1303 of an integer).
+    """
+    import flint
+
+    prec = 128
+    while prec <= MAX_PRECISION_BITS:
+        old = flint.ctx.prec
+        flint.ctx.prec = prec
+        try:
+            x = ball_at(prec)
+            if integer is not None and x.contains(integer):
+                return int(integer)
+            ceiling = x.ceil().unique_fmpz()  # not None once every point of the ball has one ceiling
+            if ceiling is not None:
+                return int(ceiling)
+        finally:
+            flint.ctx.prec = old
+        prec *= 4
+    raise ArithmeticError(f"could not separate the value from an integer at {MAX_PRECISION_BITS} bits")
+
+
+def sign_exact(ball_at, zero: bool) -> int:
+    """-1, 0 or 1: the sign of x given as ``ball_at(prec)``; ``zero`` says whether x is exactly 0."""
+    import flint
+
+    if zero:
+        return 0
+    prec = 128
+    while prec <= MAX_PRECISION_BITS:
+        old = flint.ctx.prec
+        flint.ctx.prec = prec
+        try:
+            x = ball_at(prec)
+            if x > 0:
+                return 1
+            if x < 0:
+                return -1
+        finally:
+            flint.ctx.prec = old
+        prec *= 4
+    raise ArithmeticError(f"could not decide the sign at {MAX_PRECISION_BITS} bits")
+
+
+def power_of_two_exponent(value: int) -> int | None:
+    """e when value = 2^e (value a positive integer), else None."""
+    return value.bit_length() - 1 if value > 0 and value & (value - 1) == 0 else None
+
+
+def arb_to_mpf(x) -> mpmath.mpf:
+    """The ball's midpoint as an mpmath number (for printing and float conversion only)."""
+    with mp():
+        return mpmath.mpf(x.mid().str(70, radius=False))
+
+
+def exact_fraction(value):
+    """A probability given as a float, int, Fraction, sympy Rational or mpmath number, exactly."""
+    from fractions import Fraction
+
+    if isinstance(value, mpmath.mpf):
+        mantissa, exponent = value.man_exp
+        return Fraction(mantissa) * Fraction(2) ** exponent
+    try:
+        return Fraction(value)
+    except TypeError:
+        return Fraction(str(value))
+
+
+def log2_ball_of_fraction(value):
+    """log2 of a positive Fraction as an arb ball at the current precision."""
+    import flint
+
+    return flint.arb(flint.fmpq(value.numerator, value.denominator)).log() / flint.arb(2).log()
+
+
+def power_of_two_exponent_of_fraction(value) -> int | None:
+    """e when the positive Fraction value = 2^e exactly, else None."""
+    if value.numerator == 1 and power_of_two_exponent(value.denominator) is not None:
+        return -power_of_two_exponent(value.denominator)
+    if value.denominator == 1:
+        return power_of_two_exponent(value.numerator)
+    return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -168,7 +169,9 @@ def make_parser() -> Parser:
     bounds.add_argument("--hops", type=_positive_int("--hops"), default=1, help="chain length k, >= 1 (default 1)")
     bounds.add_argument("--precision", type=_positive_int("--precision"), default=1, help="bits per stored number p, >= 1 (default 1)")
     bounds.add_argument("--cot", action="store_true", help="the model may emit intermediate answers (chain-of-thought)")
-    bounds.add_argument("--chains", default="exact", help="'exact' (chains of length k) or 'up_to' (length 1..k)")
+    bounds.add_argument("--chains", choices=("exact", "up_to"), default="exact", help="'exact' (chains of length k) or 'up_to' (length 1..k)")
+    bounds.add_argument("--hops-per-step", type=_positive_int("--hops-per-step", minimum=1), default=None,
+                        help="with --cot: hops answered per emitted token h (partial chain-of-thought; default 1)")
     bounds.add_argument("--delta", type=float, default=1.0, help="success probability on a random instance, in (0, 1] (default 1)")
     bounds.add_argument("--d", type=_positive_int("--d"), default=None, help="also report the largest N allowed at this subject dimension")
     bounds.add_argument("--json", action="store_true", help="print one JSON object")
@@ -436,10 +439,15 @@ def cmd_threshold(args) -> int:
 def cmd_bounds(args) -> int:
     from georecall.bounds import bounds_summary, max_N
 
-    summary = bounds_summary(args.N, args.R, args.hops, args.precision, args.cot, args.chains, args.delta)
+    if args.hops_per_step is not None and not args.cot:
+        raise BadInput("--hops-per-step needs --cot")
+    h = args.hops_per_step or 1
+    summary = bounds_summary(args.N, args.R, args.hops, args.precision, args.cot, args.chains, args.delta, h)
     if args.d is not None:
         summary["d"] = args.d
-        summary["max_N_at_d"] = max_N(args.d, args.precision, args.R, args.hops, args.cot, args.chains)
+        n_max = max_N(args.d, args.precision, args.R, args.hops, args.cot, args.chains, h)
+        summary["max_N_at_d"] = n_max if n_max.bit_length() <= 1024 else None  # the exact integer, up to 1024 bits
+        summary["log2_max_N_at_d"] = math.log2(n_max)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -470,7 +478,8 @@ def cmd_compare(args) -> int:
     else:
         print(result.summary())
         print(format_table(result.bounds, [("name", "bound"), ("needed_bits", "needed bits"), ("spent_bits", "spent bits"),
-                                           ("ratio", "ratio"), ("holds", "respected"), ("statement", "statement")]))
+                                           ("ratio", "ratio"), ("ratio_d_model", "ratio on d_model"), ("holds", "respected"),
+                                           ("statement", "statement")]))
         for note in result.notes:
             print(f"note: {note}")
     return EXIT_FAILED if result.verdict == "impossible" else EXIT_OK

@@ -7,6 +7,8 @@ def format_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     """``columns`` is [(key, header)]; floats print with 4 significant digits."""
 
     def cell(value) -> str:
+        if value is None:
+            return "-"
         if isinstance(value, bool):
             return "yes" if value else "NO"
         if isinstance(value, float):

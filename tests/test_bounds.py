@@ -115,7 +115,7 @@ def test_random_instance_version_loosens_by_log_one_over_delta():
     assert any_model_min_params(8, 1, 1, delta=0.5) == math.ceil(math.log2(math.factorial(8)) - 1)
     with pytest.raises(ValueError, match="delta must be in"):
         generic_min_d(16, 2, 1, delta=0)
-    with pytest.raises(ValueError, match="single hop and chain-of-thought only"):
+    with pytest.raises(ValueError, match="proved where one subject.s answers are uniform"):
         generic_min_d(16, 2, 1, hops=2, delta=0.5)
 
 
@@ -135,7 +135,8 @@ def test_lemma_b4_against_enumeration_of_every_instance(n, r, hops, chains):
         assert count == n**r  # the single-hop count is exact
 
 
-@pytest.mark.parametrize("n, r, hops, chains", [(7, 2, 2, "exact"), (8, 2, 2, "exact"), (9, 2, 2, "exact"), (7, 2, 2, "up_to"), (8, 2, 2, "up_to"), (6, 1, 4, "exact"), (7, 1, 5, "up_to")])
+@pytest.mark.parametrize("n, r, hops, chains", [(3, 2, 2, "exact"), (3, 2, 2, "up_to"), (4, 2, 2, "exact"), (4, 3, 2, "up_to"),
+                                                (7, 2, 2, "exact"), (8, 2, 2, "exact"), (9, 2, 2, "exact"), (7, 2, 2, "up_to"), (8, 2, 2, "up_to"), (6, 1, 4, "exact"), (7, 1, 5, "up_to")])
 def test_lemma_b4_where_the_falling_factorial_is_not_vacuous(n, r, hops, chains):
     lower = realisable_tuples_lower(n, r, hops, chains)
     assert lower > 0

@@ -115,7 +115,9 @@ def test_bounds_json_keys_and_values(capsys):
     assert data["information_bits"] == pytest.approx(4 * 1683.996723)
     code, out, _ = run(capsys, "bounds", "--N", "4096", "--R", "4", "--hops", "2", "--d", "64", "--json")
     data = json.loads(out)
-    assert data["cot_generic_min_d"] == 48 and data["generic_min_d"] == 192 and data["max_N_at_d"] == 29
+    assert data["cot_generic_min_d"] == 48 and data["generic_min_d"] == 192 and data["max_N_at_d"] == 18
+    # Lemma B4 at k = 2, R = 4: |T| >= [(N - 1)_4]^4, so N = 19 needs more than 64 bits and N = 18 does not
+    assert (18 * 17 * 16 * 15) ** 4 > 2**64 >= (17 * 16 * 15 * 14) ** 4
 
 
 def test_compare_weights_file_and_hand_made_spec(tmp_path, capsys):
@@ -139,7 +141,7 @@ def test_compare_weights_file_and_hand_made_spec(tmp_path, capsys):
     [
         (["bounds", "--N", "1", "--R", "2"], "N must be >= 2"),
         (["bounds", "--N", "8", "--R", "2", "--hops", "0"], "hops must be >= 1"),
-        (["bounds", "--N", "8", "--R", "2", "--chains", "some"], "chains must be one of"),
+        (["bounds", "--N", "8", "--R", "2", "--chains", "some"], "invalid choice: 'some'"),
         (["bounds", "--N", "8", "--R", "2", "--delta", "2"], "delta must be in (0, 1]"),
         (["bounds", "--N", "8", "--R", "2", "--precision", "0"], "precision must be >= 1"),
         (["compare", "nothing.json"], "does not exist"),
