@@ -63,7 +63,7 @@ def lookup_mlp(layout: Layout, instance: Instance, codebook: Codebook, hop: int)
     return MLPWeights(W_in=W_in, b_in=b_in, W_out=W_out, b_out=np.zeros(D))
 
 
-def build_associative_multi_hop(instance: Instance, codebook: Codebook, hops: int) -> Construction:
+def build_associative_multi_hop(instance: Instance, codebook: Codebook, hops: int, score_gap: float = SCORE_GAP) -> Construction:
     """Exact k-hop recall (chains of length exactly k) with d_model = (k+1) + R d0 + R + kR + d0."""
     hops = require_int("hops", hops, minimum=1)
     if codebook.name not in ("binary", "rademacher"):
@@ -75,7 +75,7 @@ def build_associative_multi_hop(instance: Instance, codebook: Codebook, hops: in
     routes += [Route({last: j}, layout["relation"], layout[f"slot[{j}]"]) for j in range(1, hops + 1)]
     blocks = []
     for layer in range(1, hops + 1):
-        attention = routing_attention(D, pos, routes) if layer == 1 else _silent_attention(D)
+        attention = routing_attention(D, pos, routes, score_gap) if layer == 1 else _silent_attention(D)
         if layer < hops:
             mlp = lookup_mlp(layout, instance, codebook, layer)
         else:
@@ -89,14 +89,17 @@ def build_associative_multi_hop(instance: Instance, codebook: Codebook, hops: in
     meta = ModelMeta(
         N=N, R=R, n_layers=hops, attn_scale=1.0, query_kinds=("multi_hop",),
         extra={"construction": NAME, "codebook": codebook.name, "codebook_params": codebook.params, "hops": hops,
-               "chains": "exact", "score_gap": SCORE_GAP, "layout": layout.to_json_dict()},
+               "chains": "exact", "score_gap": score_gap, "layout": layout.to_json_dict()},
     )
     weights = TransformerWeights(np.vstack([subject_rows, relation_rows(N, R, D, layout["relation"])]), tuple(blocks), W_U, b_U, meta, W_pos=np.eye(hops + 1, D))
-    leak = attention_leak_bound(hops + 1, 1.0)
+    leak = attention_leak_bound(hops + 1, 1.0, score_gap)
+    # Theorem 6: each lookup layer multiplies the routing error by at most 2 d0 + 1; the theorem needs
+    # (2 d0 + 1)^(k-1) leak < 1 (every lookup decides right) and eps = (1 + 2R)(2 d0 + 1)^(k-1) leak < 1
+    propagated = (2 * d0 + 1) ** (hops - 1) * leak
+    epsilon = (1.0 + 2.0 * R) * propagated
     spec = spec_from_weights(
         weights, name=f"{NAME}/{codebook.name}", subject_embedding_dim=R * d0, bits_per_coordinate=1.0,
-        # Theorem 6: each lookup layer multiplies the routing error by at most 2 d0 + 1
-        guaranteed_margin=2.0 - 4.0 * math.sqrt(d0) * (1.0 + 2.0 * R) * (2 * d0 + 1) ** (hops - 1) * leak,
+        guaranteed_margin=max(0.0, 2.0 - 4.0 * math.sqrt(d0) * epsilon) if propagated < 1 and epsilon < 1 else 0.0,  # 0: nothing proven
         failure_probability=0.0 if codebook.name == "binary" else float(codebook.params["delta"]),
         fact_independent_shared=False, hops=hops, cot=False,
         extra={"d0": d0, "chains": "exact", "lookup_units_per_layer": N * R},

@@ -100,7 +100,7 @@ def chain_selector(layout: Layout, chains: list, slots: int, R: int, d0: int, ga
     return MLPWeights(W_in=W_in, b_in=b_in, W_out=W_out, b_out=np.zeros(D))
 
 
-def _build(instance, codebook, chains, slots, n_ctx, entity_route, hop_routes, meta_fields, name, cot, hops, special):
+def _build(instance, codebook, chains, slots, n_ctx, entity_route, hop_routes, meta_fields, name, cot, hops, special, score_gap=SCORE_GAP):
     N, R, d0 = instance.N, instance.R, codebook.d0
     if codebook.N != N:
         raise InputError(f"codebook has {codebook.N} codes but the instance has N = {N}")
@@ -109,7 +109,7 @@ def _build(instance, codebook, chains, slots, n_ctx, entity_route, hop_routes, m
     gate = codebook.max_abs_entry + 1.0
     routes = [Route(entity_route, layout["entity"], layout["entity"])]
     routes += [Route(hop_routes[j], layout["relation"], layout[f"slot[{j + 1}]"]) for j in range(slots)]
-    attention = routing_attention(D, pos, routes)
+    attention = routing_attention(D, pos, routes, score_gap)
     mlp = chain_selector(layout, chains, slots, R, d0, gate)
     W_U, b_U = nearest_code_unembedding(D, codebook.codes, layout["output"])
 
@@ -120,12 +120,13 @@ def _build(instance, codebook, chains, slots, n_ctx, entity_route, hop_routes, m
         N=N, R=R, n_layers=1, attn_scale=1.0, special_tokens=special,
         query_kinds=("cot",) if cot else ("multi_hop",),
         extra={"construction": name, "codebook": codebook.name, "codebook_params": codebook.params, "gate_constant": gate,
-               "score_gap": SCORE_GAP, "layout": layout.to_json_dict(), **meta_fields},
+               "score_gap": score_gap, "layout": layout.to_json_dict(), **meta_fields},
     )
     weights = TransformerWeights(W_E, (Block(attention, mlp),), W_U, b_U, meta, W_pos=W_pos)
-    leak = attention_leak_bound(n_ctx, codebook.max_abs_entry)
-    # Theorem 4: margin >= 2 - 4 sqrt(d0) (1 + B h R) * leak
-    eta = 4.0 * math.sqrt(d0) * (1.0 + gate * slots * R) * leak
+    leak = attention_leak_bound(n_ctx, codebook.max_abs_entry, score_gap)
+    # Theorem 4: if eps = (1 + B h R) leak < 1, margin >= 2 - 4 sqrt(d0) eps; else it promises nothing (margin 0)
+    epsilon = (1.0 + gate * slots * R) * leak
+    eta = min(2.0, 4.0 * math.sqrt(d0) * epsilon) if epsilon < 1 else 2.0  # a margin of 0 promises nothing
     spec = spec_from_weights(
         weights, name=f"{name}/{codebook.name}", subject_embedding_dim=len(chains) * d0,
         bits_per_coordinate=codebook.bits_per_coordinate, guaranteed_margin=2.0 - eta,
@@ -136,7 +137,7 @@ def _build(instance, codebook, chains, slots, n_ctx, entity_route, hop_routes, m
     return Construction(weights, spec, instance, lambda inst: chain_subject_embeddings(inst, codebook, chains, layout))
 
 
-def build_multi_hop_chains(instance: Instance, codebook: Codebook, hops: int, chains: str = "exact") -> Construction:
+def build_multi_hop_chains(instance: Instance, codebook: Codebook, hops: int, chains: str = "exact", score_gap: float = SCORE_GAP) -> Construction:
     """No CoT (construction K3): every chain of length ``hops`` (or 1..hops) has its own code block."""
     hops = require_int("hops", hops, minimum=1)
     if chains not in ("exact", "up_to"):
@@ -149,10 +150,11 @@ def build_multi_hop_chains(instance: Instance, codebook: Codebook, hops: int, ch
     entity_route = {length: 0 for length in lengths}
     hop_routes = [{length: (j if j <= length else 0) for length in lengths} for j in range(1, hops + 1)]
     return _build(instance, codebook, chain_set, hops, hops + 1, entity_route, hop_routes,
-                  {"hops": hops, "chains": chains}, "multi_hop_chains", False, hops, {})
+                  {"hops": hops, "chains": chains}, "multi_hop_chains", False, hops, {}, score_gap)
 
 
-def build_chain_of_thought(instance: Instance, codebook: Codebook, max_hops: int, hops_per_step: int = 1) -> Construction:
+def build_chain_of_thought(instance: Instance, codebook: Codebook, max_hops: int, hops_per_step: int = 1,
+                           score_gap: float = SCORE_GAP) -> Construction:
     """CoT (construction K5) for every depth k <= max_hops; hops_per_step > 1 is partial CoT.
 
     Step t of a k-hop prompt applies relations (t-1)h+1 .. min(th, k) to the current entity.
@@ -172,4 +174,4 @@ def build_chain_of_thought(instance: Instance, codebook: Codebook, max_hops: int
     special = {"SEP": N + R, "PAD": N + R + 1}
     name = "chain_of_thought" if h == 1 else "partial_chain_of_thought"
     return _build(instance, codebook, chain_tuples(R, h, "up_to"), h, K + 1 + steps, entity_route, hop_routes,
-                  {"max_hops": K, "hops_per_step": h, "max_steps": steps}, name, True, K, special)
+                  {"max_hops": K, "hops_per_step": h, "max_steps": steps}, name, True, K, special, score_gap)

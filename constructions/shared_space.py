@@ -33,10 +33,14 @@ NAME = "shared_space"
 DIGITS = 50  # every mpmath computation here runs under mpmath.workdps(DIGITS)
 
 
-def union_bound_t(N: int, R: int, delta: float) -> mpmath.mpf:
-    """t = ln(4 N (N-1) R / delta): 4 chi-square tail events per (subject, relation, competitor)."""
+def union_bound_t(N: int, R: int, delta: float, uniform: bool = False) -> mpmath.mpf:
+    """t = ln(4 N (N-1) R / delta): 4 chi-square tail events per (subject, relation, competitor),
+    for one instance fixed independently of the maps (Theorem 3). ``uniform``: every instance at
+    once (Theorem 3'), a union over every answer tuple in [N]^R instead of the N subjects:
+    t = ln(4 N^R (N-1) R / delta), so d grows to O(R^2 log N)."""
     with mpmath.workdps(DIGITS):
-        return mpmath.log(mpmath.mpf(4) * N * (N - 1) * R / mpmath.mpf(delta))
+        subjects = mpmath.mpf(N) ** R if uniform else mpmath.mpf(N)
+        return mpmath.log(4 * subjects * (N - 1) * R / mpmath.mpf(delta))
 
 
 def chi_square_deviation(d: int, t) -> mpmath.mpf:
@@ -53,15 +57,15 @@ def shared_space_margin_bound(N: int, R: int, d0: int, h_min: int, d: int, delta
         return float(2 * h_min - 2 * mpmath.sqrt(h_min * R * d0) * eps)
 
 
-def shared_space_sufficient_d(N: int, R: int, d0: int, h_min: int, delta: float) -> int:
-    """Least d with eps(d) < sqrt(h_min / (R d0)) (Theorem 3's hypothesis)."""
+def shared_space_sufficient_d(N: int, R: int, d0: int, h_min: int, delta: float, uniform: bool = False) -> int:
+    """Least d with eps(d) < sqrt(h_min / (R d0)) (Theorem 3's hypothesis; ``uniform``: Theorem 3')."""
     N = require_int("N", N, minimum=2)
     R = require_int("R", R, minimum=1)
     d0 = require_int("d0", d0, minimum=1)
     h_min = require_int("h_min", h_min, minimum=1, maximum=d0)
     delta = require_probability("delta", delta)
     with mpmath.workdps(DIGITS):
-        t = union_bound_t(N, R, delta)
+        t = union_bound_t(N, R, delta, uniform)
         q = mpmath.sqrt(mpmath.mpf(h_min) / (R * d0))
         # eps = 2s + 2s^2 with s = sqrt(t/d) is increasing in s, so solve 2s^2 + 2s = q for s.
         s_star = (-1 + mpmath.sqrt(1 + 2 * q)) / 2
