@@ -29,6 +29,8 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 # proven d), multi-hop, chain-of-thought (full and partial) and the associative route.
 CHECK_CASES = [
     ("block", "binary", 1, 256, 4, {}),
+    ("planar", "binary", 1, 256, 4, {}),
+    ("planar", "multilevel", 2, 4096, 8, {}),
     ("block", "multilevel", 2, 256, 4, {}),
     ("block", "multilevel", 4, 256, 4, {}),
     ("block", "rademacher", 1, 256, 4, {}),
@@ -254,7 +256,7 @@ def cmd_build(args) -> int:
     if os.path.exists(args.out) and not args.force:
         raise BadInput(f"--out {args.out} exists; pass --force to replace it")
     instance = Instance.random(args.N, args.R, args.seed)
-    if args.hops > 1 and name in ("block", "shared-space"):
+    if args.hops > 1 and name in ("block", "planar", "shared-space"):
         raise BadInput(f"--hops {args.hops} needs --construction chains or associative, or --cot")
     model = build_construction(name, instance, **construction_kwargs(args))
     save_model(args.out, model.weights, instance, model.spec)

@@ -16,7 +16,7 @@ from georecall.theory.model import forward
 from georecall.theory.transformer_lens_layout import from_transformer_lens_state, to_transformer_lens_state
 from georecall.theory.weights import ModelMeta
 
-KINDS = [("block", {}), ("chains", {"hops": 2}), ("cot", {"hops": 3}), ("cot", {"hops": 4, "cot_steps": 2}),
+KINDS = [("block", {}), ("planar", {}), ("chains", {"hops": 2}), ("cot", {"hops": 3}), ("cot", {"hops": 4, "cot_steps": 2}),
          ("associative", {"hops": 2}), ("shared-space", {})]
 
 
@@ -181,7 +181,7 @@ def transformer_lens():
 def _prompts(model, instance, name, options, rng):
     meta = model.weights.meta
     N, R = instance.N, instance.R
-    if name in ("block", "shared-space"):
+    if name in ("block", "planar", "shared-space"):
         return np.array([[s, N + r] for s in range(N) for r in range(R)])
     hops = options["hops"]
     subjects = rng.integers(0, N, (64, 1))
