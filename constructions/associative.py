@@ -38,7 +38,7 @@ NAME = "associative_multi_hop"
 
 def associative_layout(hops: int, R: int, d0: int) -> Layout:
     """Theorem 4's layout with the R one-relation chains as the entity ("current") subspace."""
-    return chain_layout(hops + 1, R, R, hops, d0)
+    return chain_layout(hops + 1, R, R, hops, d0, readout="slot")
 
 
 def lookup_mlp(layout: Layout, instance: Instance, codebook: Codebook, hop: int) -> MLPWeights:

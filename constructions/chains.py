@@ -35,18 +35,26 @@ from georecall.theory.spec import spec_from_weights
 from georecall.theory.weights import Block, MLPWeights, ModelMeta, TransformerWeights
 
 
-def chain_layout(n_ctx: int, n_chains: int, R: int, slots: int, d0: int) -> Layout:
+READOUTS = ("sum", "slot")
+
+
+def chain_layout(n_ctx: int, n_chains: int, R: int, slots: int, d0: int, readout: str = "sum") -> Layout:
+    """``readout`` "sum": W_U reads the sum of the entity blocks, which the MLP makes the answer's
+    code (no output slot; Theorem 4's remark); "slot": a separate d0-coordinate output block."""
+    if readout not in READOUTS:
+        raise InputError(f"readout must be one of {list(READOUTS)}, got {readout!r}")
     layout = Layout()
     layout.add("pos", n_ctx)
     layout.add("entity", n_chains * d0)
     layout.add("relation", R)
     for j in range(slots):
         layout.add(f"slot[{j + 1}]", R)
-    layout.add("output", d0)
+    if readout == "slot":
+        layout.add("output", d0)
     return layout
 
 
-def chain_dimensions(R: int, d0: int, hops: int, cot: bool, cot_steps: int | None = None) -> dict:
+def chain_dimensions(R: int, d0: int, hops: int, cot: bool, cot_steps: int | None = None, readout: str = "sum") -> dict:
     """d_model and d_mlp of the chain constructions without building them (used by the tradeoff)."""
     if not cot:
         chains, slots, n_ctx = R**hops, hops, hops + 1
@@ -54,8 +62,9 @@ def chain_dimensions(R: int, d0: int, hops: int, cot: bool, cot_steps: int | Non
         h = math.ceil(hops / (cot_steps or hops))
         steps = math.ceil(hops / h)
         chains, slots, n_ctx = sum(R**j for j in range(1, h + 1)), h, hops + 1 + steps
-    layout = chain_layout(n_ctx, chains, R, slots, d0)
-    return {"d_model": layout.d_model, "d_mlp": 2 * chains * d0, "subject_embedding_dim": chains * d0, "n_ctx": n_ctx}
+    layout = chain_layout(n_ctx, chains, R, slots, d0, readout)
+    d_mlp = 2 * chains * d0 + (2 * d0 if readout == "sum" else 0)
+    return {"d_model": layout.d_model, "d_mlp": d_mlp, "subject_embedding_dim": chains * d0, "n_ctx": n_ctx}
 
 
 BUILD_MEMORY_LIMIT_BYTES = 8 * 2**30  # a third of this machine: refuse before allocating, never thrash
@@ -81,8 +90,12 @@ def chain_subject_embeddings(instance: Instance, codebook: Codebook, chains: lis
 
 
 def chain_selector(layout: Layout, chains: list, slots: int, R: int, d0: int, gate: float) -> MLPWeights:
-    D, entity, output = layout.d_model, layout["entity"], layout["output"]
-    d_mlp = 2 * len(chains) * d0
+    """Select units write the asked chain's block to the output slot, or (no slot: the "sum"
+    readout) to entity block 0, where 2 d0 cancel units also subtract the sum of every block."""
+    D, entity = layout.d_model, layout["entity"]
+    in_place = "output" not in layout
+    output = range(entity.start, entity.start + d0) if in_place else layout["output"]
+    d_mlp = 2 * len(chains) * d0 + (2 * d0 if in_place else 0)
     W_in, W_out, b_in = np.zeros((D, d_mlp)), np.zeros((d_mlp, D)), np.zeros(d_mlp)
     for b, chain in enumerate(chains):
         for i in range(d0):
@@ -97,21 +110,32 @@ def chain_selector(layout: Layout, chains: list, slots: int, R: int, d0: int, ga
                         W_in[slot.slice, unit] = -gate
                 b_in[unit] = -len(chain) * gate
                 W_out[unit, output[i]] = sign
+    if in_place:
+        for i in range(d0):
+            for k, sign in enumerate((1.0, -1.0)):
+                unit = 2 * len(chains) * d0 + 2 * i + k
+                W_in[entity.start + i : entity.stop : d0, unit] = sign  # coordinate i of every chain block
+                W_out[unit, output[i]] = -sign
     return MLPWeights(W_in=W_in, b_in=b_in, W_out=W_out, b_out=np.zeros(D))
 
 
-def _build(instance, codebook, chains, slots, n_ctx, entity_route, hop_routes, meta_fields, name, cot, hops, special, score_gap=SCORE_GAP):
+def _build(instance, codebook, chains, slots, n_ctx, entity_route, hop_routes, meta_fields, name, cot, hops, special, score_gap=SCORE_GAP,
+           readout="sum"):
     N, R, d0 = instance.N, instance.R, codebook.d0
     if codebook.N != N:
         raise InputError(f"codebook has {codebook.N} codes but the instance has N = {N}")
-    layout = chain_layout(n_ctx, len(chains), R, slots, d0)
+    layout = chain_layout(n_ctx, len(chains), R, slots, d0, readout)
     D, pos = layout.d_model, layout["pos"]
     gate = codebook.max_abs_entry + 1.0
     routes = [Route(entity_route, layout["entity"], layout["entity"])]
     routes += [Route(hop_routes[j], layout["relation"], layout[f"slot[{j + 1}]"]) for j in range(slots)]
     attention = routing_attention(D, pos, routes, score_gap)
     mlp = chain_selector(layout, chains, slots, R, d0, gate)
-    W_U, b_U = nearest_code_unembedding(D, codebook.codes, layout["output"])
+    if readout == "slot":
+        W_U, b_U = nearest_code_unembedding(D, codebook.codes, layout["output"])
+    else:  # W_U reads the sum of the chain blocks
+        W_U, b_U = np.zeros((D, N)), -0.5 * np.einsum("ij,ij->i", codebook.codes, codebook.codes)
+        W_U[layout["entity"].slice] = np.tile(codebook.codes.T, (len(chains), 1))
 
     special_rows = np.zeros((len(special), D))  # SEP and PAD carry nothing but their position
     W_E = np.vstack([chain_subject_embeddings(instance, codebook, chains, layout), relation_rows(N, R, D, layout["relation"]), special_rows])
@@ -120,7 +144,7 @@ def _build(instance, codebook, chains, slots, n_ctx, entity_route, hop_routes, m
         N=N, R=R, n_layers=1, attn_scale=1.0, special_tokens=special,
         query_kinds=("cot",) if cot else ("multi_hop",),
         extra={"construction": name, "codebook": codebook.name, "codebook_params": codebook.params, "gate_constant": gate,
-               "score_gap": score_gap, "layout": layout.to_json_dict(), **meta_fields},
+               "score_gap": score_gap, "readout": readout, "layout": layout.to_json_dict(), **meta_fields},
     )
     weights = TransformerWeights(W_E, (Block(attention, mlp),), W_U, b_U, meta, W_pos=W_pos)
     leak = attention_leak_bound(n_ctx, codebook.max_abs_entry, score_gap)
@@ -137,24 +161,25 @@ def _build(instance, codebook, chains, slots, n_ctx, entity_route, hop_routes, m
     return Construction(weights, spec, instance, lambda inst: chain_subject_embeddings(inst, codebook, chains, layout))
 
 
-def build_multi_hop_chains(instance: Instance, codebook: Codebook, hops: int, chains: str = "exact", score_gap: float = SCORE_GAP) -> Construction:
+def build_multi_hop_chains(instance: Instance, codebook: Codebook, hops: int, chains: str = "exact", score_gap: float = SCORE_GAP,
+                           readout: str = "sum") -> Construction:
     """No CoT (construction K3): every chain of length ``hops`` (or 1..hops) has its own code block."""
     hops = require_int("hops", hops, minimum=1)
     if chains not in ("exact", "up_to"):
         raise InputError(f"chains must be 'exact' or 'up_to', got {chains!r}")
     R = instance.R
-    refuse_out_of_reach(instance.N, R, chain_dimensions(R, codebook.d0, hops, False), f"--hops={hops} with R={R}")
+    refuse_out_of_reach(instance.N, R, chain_dimensions(R, codebook.d0, hops, False, readout=readout), f"--hops={hops} with R={R}")
     chain_set = chain_tuples(R, hops, chains)
     lengths = [hops] if chains == "exact" else range(1, hops + 1)
     # the last position is l for an l-hop prompt; hop j > l routes to the subject (no relation there)
     entity_route = {length: 0 for length in lengths}
     hop_routes = [{length: (j if j <= length else 0) for length in lengths} for j in range(1, hops + 1)]
     return _build(instance, codebook, chain_set, hops, hops + 1, entity_route, hop_routes,
-                  {"hops": hops, "chains": chains}, "multi_hop_chains", False, hops, {}, score_gap)
+                  {"hops": hops, "chains": chains}, "multi_hop_chains", False, hops, {}, score_gap, readout)
 
 
 def build_chain_of_thought(instance: Instance, codebook: Codebook, max_hops: int, hops_per_step: int = 1,
-                           score_gap: float = SCORE_GAP) -> Construction:
+                           score_gap: float = SCORE_GAP, readout: str = "sum") -> Construction:
     """CoT (construction K5) for every depth k <= max_hops; hops_per_step > 1 is partial CoT.
 
     Step t of a k-hop prompt applies relations (t-1)h+1 .. min(th, k) to the current entity.
@@ -162,7 +187,7 @@ def build_chain_of_thought(instance: Instance, codebook: Codebook, max_hops: int
     K = require_int("max_hops", max_hops, minimum=1)
     h = require_int("hops_per_step", hops_per_step, minimum=1, maximum=K)
     N, R = instance.N, instance.R
-    refuse_out_of_reach(N, R, chain_dimensions(R, codebook.d0, K, True, math.ceil(K / h)), f"--hops={K} (hops per step {h}) with R={R}")
+    refuse_out_of_reach(N, R, chain_dimensions(R, codebook.d0, K, True, math.ceil(K / h), readout), f"--hops={K} (hops per step {h}) with R={R}")
     steps = math.ceil(K / h)
     sep_position = K + 1
     # step t's last position is K + t: the separator at t = 1, the token emitted at step t - 1 after
@@ -174,4 +199,4 @@ def build_chain_of_thought(instance: Instance, codebook: Codebook, max_hops: int
     special = {"SEP": N + R, "PAD": N + R + 1}
     name = "chain_of_thought" if h == 1 else "partial_chain_of_thought"
     return _build(instance, codebook, chain_tuples(R, h, "up_to"), h, K + 1 + steps, entity_route, hop_routes,
-                  {"max_hops": K, "hops_per_step": h, "max_steps": steps}, name, True, K, special, score_gap)
+                  {"max_hops": K, "hops_per_step": h, "max_steps": steps}, name, True, K, special, score_gap, readout)

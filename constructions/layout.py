@@ -46,5 +46,8 @@ class Layout:
     def __getitem__(self, name: str) -> Subspace:
         return self._spaces[name]
 
+    def __contains__(self, name: str) -> bool:
+        return name in self._spaces
+
     def to_json_dict(self) -> dict:
         return {name: [s.start, s.stop] for name, s in self._spaces.items()}

@@ -393,6 +393,10 @@ def cmd_tradeoff(args) -> int:
     else:
         print(f"log2 of the largest N at d = {args.d}, R = {args.R}, p = {args.precision} (blank: not even d0 = 1 fits)")
         print(format_table([{k: ("" if v is None else v) for k, v in row.items()} for row in rows], [("k", "k")] + [(key, key) for key in SERIES]))
+        reduced = [row["k"] for row in rows if not row["bound_no_cot_full_R"]]
+        if reduced:
+            print(f"bound_no_cot at k = {', '.join(map(str, reduced))}: N_max < 1 + R + ... + R^(k-1), so the count drops relations "
+                  f"and the cap does not follow 2^(dp/R^k) (docs/theorems/bounds.md, Theorem B6)")
     return EXIT_OK
 
 

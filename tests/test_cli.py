@@ -80,9 +80,9 @@ def test_check_json_reports_every_case_exact(capsys):
     result = json.loads(out)
     assert code == 0 and result["all_exact"] is True
     assert {row["construction"].split("/")[0] for row in result["rows"]} == {
-        "block_superposition", "shared_space", "multi_hop_chains", "chain_of_thought", "partial_chain_of_thought", "associative_multi_hop"}
+        "block_superposition", "block_superposition_planar", "shared_space", "multi_hop_chains", "chain_of_thought", "partial_chain_of_thought", "associative_multi_hop"}
     assert all(row["exhaustive"] for row in result["rows"])
-    single = [row for row in result["rows"] if row["construction"].split("/")[0] in ("block_superposition", "shared_space")]
+    single = [row for row in result["rows"] if row["construction"].split("/")[0] in ("block_superposition", "block_superposition_planar", "shared_space")]
     assert all(row["queries"] == row["N"] * row["R"] for row in single)
 
 

@@ -84,16 +84,22 @@ def test_greedy_decoding_emits_the_intermediate_entities():
             assert greedy_decode(model.weights, prompt, n_steps) == expected
 
 
-def test_dropping_one_chain_block_breaks_exactly_that_chain():
+@pytest.mark.parametrize("readout", ["slot", "sum"])
+def test_dropping_one_chain_block_breaks_exactly_that_chain(readout):
+    from georecall.constructions.chains import build_multi_hop_chains
+    from georecall.constructions.codebooks import binary_codebook
+
     instance = Instance.random(16, 2, 3)
-    model = build_construction("chains", instance, hops=2)
+    model = build_multi_hop_chains(instance, binary_codebook(16), 2, readout=readout)
     d0 = model.spec.extra["d0"]
     entity = model.weights.meta.extra["layout"]["entity"][0]
     rows = model.weights.W_E[:16].copy()
     rows[:, entity + 3 * d0 : entity + 4 * d0] = 0.0  # chain (1, 1) is block 3
     report = verify_multi_hop(model.weights.with_subject_embeddings(rows), instance, 2, max_listed=100)
-    assert not report.exact_recall and report.failures == 16
-    assert all(f["chain"] == [1, 1] for f in report.first_failures)
+    # every code then ties at the answer's logit; with the summed readout the cancel units leave
+    # float64 error on the tie, which ball arithmetic cannot settle (exp(-64) attention): unproven
+    assert not report.exact_recall and report.failures + report.unproven == 16 and report.robust == 64 - 16
+    assert all(f["chain"] == [1, 1] for f in report.first_failures + report.first_unproven)
 
 
 def test_swapping_two_hop_slots_breaks_recall():
@@ -150,7 +156,7 @@ def test_dimension_formulas_match_built_models(hops, cot, steps):
     assert (dims["d_model"], dims["d_mlp"]) == (model.spec.d_model, model.spec.d_mlp)
     if cot and steps is None:
         d0 = model.spec.extra["d0"]
-        assert model.spec.d_model == 3 * d0 + 2 * 3 + d0 + (2 * hops + 1)  # R d0 + relation + slot + output + n_ctx
+        assert model.spec.d_model == 3 * d0 + 2 * 3 + (2 * hops + 1)  # R d0 + relation + slot + n_ctx: no output slot
 
 
 @pytest.mark.parametrize(
