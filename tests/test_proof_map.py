@@ -33,3 +33,14 @@ def test_the_checker_notices_a_missing_test():
     fake = "`tests/test_bounds.py::test_that_does_not_exist`"
     path, name = re.findall(r"`([\w./-]+\.(?:py|md|json))(?:::(\w+))?`", fake)[0]
     assert not re.search(rf"^def {name}\(", (ROOT / path).read_text(), re.M)
+
+
+def test_every_proof_step_citation_in_the_theorem_docs_names_a_real_test():
+    cited, missing = 0, []
+    for doc in sorted((ROOT / "docs" / "theorems").glob("*.md")):
+        for path, name in re.findall(r"`(tests/[\w./-]+\.py)::(\w+)`", doc.read_text()):
+            cited += 1
+            if not (ROOT / path).is_file() or not re.search(rf"^def {name}\(", (ROOT / path).read_text(), re.M):
+                missing.append(f"{doc.name}: {path}::{name}")
+    assert not missing, missing
+    assert cited >= 18  # the proof-step checks of tests/proofs/ at least
