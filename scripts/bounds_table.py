@@ -24,7 +24,8 @@ def rows():
                 need_d = generic_min_d(N, R, 1, hops=k)
                 row = {"N": f"2^{log_n}", "R": R, "k": k, "generic_min_d_p1": need_d,
                        "cot_min_d_p1": generic_min_d(N, R, 1, hops=k, cot=True),
-                       "any_model_min_params_p1": any_model_min_params(N, R, 1)}
+                       # exact-length chains: Lemma B2' (B2 needs the queries to separate instances)
+                       "any_model_min_params_p1": any_model_min_params(N, R, 1, hops=k)}
                 if k == 1:
                     row["binary_ratio"] = R * multilevel_d0(N, 1) / need_d
                     row["multilevel_p2_ratio"] = R * multilevel_d0(N, 2) * 2 / generic_min_d(N, R, 2) / 2
