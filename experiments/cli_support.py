@@ -41,8 +41,9 @@ def analyse(run, transfer_steps: int = 2000, seed: int = 0) -> dict:
     }
 
 
-def train_and_analyse(config, out, transfer_steps: int, with_analysis: bool, force_progress: bool) -> dict:
-    """``georecall train``: one run, its analyses, and summary.json in ``out``."""
+def train_and_analyse(config, out, transfer_steps: int, with_analysis: bool, force_progress: bool, instances: int = 1) -> dict:
+    """``georecall train``: one run (``instances`` > 1: shared weights trained on that many
+    instances, analysed on the first), its analyses, and summary.json in ``out``."""
     import sys
 
     from georecall.experiments.train import train
@@ -56,7 +57,7 @@ def train_and_analyse(config, out, transfer_steps: int, with_analysis: bool, for
 
     staged = staging_folder(out) if out is not None else None  # the folder is replaced as a whole, at the end
     try:
-        summary = _train_into(config, out, staged, transfer_steps, with_analysis, progress, train)
+        summary = _train_into(config, out, staged, transfer_steps, with_analysis, progress, train, instances)
         if staged is not None:
             replace_folder(staged, out)
     except BaseException:
@@ -66,12 +67,15 @@ def train_and_analyse(config, out, transfer_steps: int, with_analysis: bool, for
     return summary
 
 
-def _train_into(config, out, staged, transfer_steps, with_analysis, progress, train) -> dict:
+def _train_into(config, out, staged, transfer_steps, with_analysis, progress, train, instances: int = 1) -> dict:
     import json
     import sys
     from pathlib import Path
 
-    run = train(config, out=staged, progress=progress)
+    if instances > 1:
+        run = _train_multi(config, instances, staged, progress)
+    else:
+        run = train(config, out=staged, progress=progress)
     if progress is not None:
         sys.stderr.write("\n")
     summary = {"N": config.N, "R": config.R, "d_model": config.d_model, "d_mlp": config.d_mlp, **run.to_json_dict()}
@@ -80,10 +84,43 @@ def _train_into(config, out, staged, transfer_steps, with_analysis, progress, tr
             sys.stderr.write("analysing structure and transfer...\n")
         summary.update(analyse(run, transfer_steps, seed=config.seed))
     if out is not None:
-        summary["files"] = {name: str(Path(out) / name) for name in ("config.json", "metrics.jsonl", "model.npz", "summary.json")}
+        names = ["config.json", "model.npz", "summary.json"] + (["metrics.jsonl"] if instances == 1 else
+                                                                [f"instance_{m}.npz" for m in range(1, instances)])
+        summary["files"] = {name: str(Path(out) / name) for name in names}
         with open(Path(staged) / "summary.json", "w") as handle:
             json.dump(summary, handle, indent=2)
     return summary
+
+
+class _FirstInstance:
+    """Instance 0 of a multi-instance run, shaped like a TrainRun for ``analyse``."""
+
+    def __init__(self, run):
+        self.multi, self.config, self.instance = run, run.config, run.instances[0]
+        self.weights = run.weights(0)
+
+    def to_json_dict(self) -> dict:
+        data = self.multi.to_json_dict()
+        per_instance = data.pop("train_accuracy"), data.pop("min_margin")
+        return {**data, "train_accuracy": min(per_instance[0]), "min_margin": min(per_instance[1]),
+                "train_accuracy_per_instance": per_instance[0], "min_margin_per_instance": per_instance[1]}
+
+
+def _train_multi(config, instances: int, staged, progress):
+    from pathlib import Path
+
+    from georecall.experiments.multi_instance import train_multi_instance
+    from georecall.experiments.train import trained_spec
+    from georecall.theory.io import save_model
+
+    run = _FirstInstance(train_multi_instance(config, M=instances, progress=progress))
+    if staged is not None:
+        config.save(Path(staged) / "config.json")
+        for m in range(instances):
+            weights = run.multi.weights(m)
+            save_model(Path(staged) / ("model.npz" if m == 0 else f"instance_{m}.npz"), weights, run.multi.instances[m],
+                       trained_spec(weights, config))
+    return run
 
 
 def summary_text(summary: dict) -> str:

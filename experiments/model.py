@@ -74,7 +74,10 @@ class TorchTransformer(nn.Module):
         return torch.relu(x @ self.param(p + "W_in") + self.param(p + "b_in"))
 
     def final_residual(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = self.embed(tokens)
+        return self.final_residual_from(self.embed(tokens))
+
+    def final_residual_from(self, x: torch.Tensor) -> torch.Tensor:
+        """The last position's residual after every block, from embedded prompts x[B, T, d]."""
         last = self.n_layers - 1
         for layer in range(self.n_layers):
             attn_out = self.attention(layer, x, last_only=(layer == last))

@@ -68,6 +68,9 @@ def add_parsers(sub, positive_int) -> None:
     train.add_argument("--fixed-attention", action="store_true", help="freeze attention at a uniform average with identity OV (associative baseline)")
     train.add_argument("--transfer-steps", type=positive_int("--transfer-steps"), default=2000, help="embedding-only step budget in the transfer test (default 2000)")
     train.add_argument("--no-analysis", action="store_true", help="train only: skip the structure and transfer analyses")
+    train.add_argument("--instances", type=positive_int("--instances", minimum=1), default=1,
+                       help="train shared weights jointly on this many instances, each with its own subject table "
+                            "(analyses use the first; default 1)")
     add_training_options(train, positive_int)
 
     sweep = sub.add_parser("sweep", help="threshold d* (least d_model reaching 100%% train accuracy) by bisection over a grid")
@@ -117,7 +120,7 @@ def cmd_train(args) -> int:
     support = _experiments()
     config = base_config(args, N=args.N, R=args.R, d_model=args.d, seed=args.seed, freeze=tuple(args.freeze),
                          fixed_attention=args.fixed_attention)
-    summary = support.train_and_analyse(config, args.out, args.transfer_steps, not args.no_analysis, args.progress)
+    summary = support.train_and_analyse(config, args.out, args.transfer_steps, not args.no_analysis, args.progress, args.instances)
     if args.json:
         print(json.dumps(summary))
     else:

@@ -206,3 +206,19 @@ def test_georecall_train_replaces_its_folder_as_a_whole_or_not_at_all(tmp_path, 
     assert json.loads((out / "config.json").read_text())["seed"] == 1
     assert json.loads((out / "summary.json").read_text())["files"]["model.npz"] == str(out / "model.npz")
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_two_instances_share_one_mlp_and_both_are_exact():
+    from georecall.experiments.config import TrainConfig
+    from georecall.experiments.multi_instance import shared_weights_agree, train_multi_instance
+    from georecall.theory.verify import verify_single_hop
+
+    config = TrainConfig(N=32, R=2, d_model=16, d_mlp=32, steps=3000, seed=0, embed_init_scale=0.1, weight_decay=0.1)
+    run = train_multi_instance(config, M=2)
+    assert run.instances[0].facts.tolist() != run.instances[1].facts.tolist()  # two different instances
+    assert run.accuracy == [1.0, 1.0] and shared_weights_agree(run)
+    for m in range(2):  # each instance's model, shared weights plus its own table, is exact under the verifier
+        assert verify_single_hop(run.weights(m), run.instances[m]).exact_recall
+    # the shared weights are not one instance's lookup table: the other table answers the other facts only
+    swapped = run.weights(0).with_subject_embeddings(run.weights(1).W_E[:32])
+    assert not verify_single_hop(swapped, run.instances[0]).exact_recall
