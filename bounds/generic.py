@@ -30,7 +30,7 @@ import flint
 import mpmath
 import sympy as sp
 
-from georecall.bounds.numbers import (arb_to_mpf, ceil_exact, exact_fraction, log2_ball_of_fraction, power_of_two_exponent,
+from georecall.bounds.numbers import (arb_to_mpf, ceil_exact, flint_precision, exact_fraction, log2_ball_of_fraction, power_of_two_exponent,
                                       power_of_two_exponent_of_fraction)
 from georecall.bounds.symbols import N as N_, R as R_, delta as delta_, k as k_, p as p_
 from georecall.theory.checks import InputError, require_int
@@ -112,18 +112,6 @@ class TupleCount:
         for start, length, exponent in self.factors:
             value *= falling_factorial(start, length) ** exponent
         return value
-
-
-class flint_precision:
-    def __init__(self, bits: int):
-        self.bits = bits
-
-    def __enter__(self):
-        self.old = flint.ctx.prec
-        flint.ctx.prec = self.bits
-
-    def __exit__(self, *exc):
-        flint.ctx.prec = self.old
 
 
 def falling_factorial(start: int, length: int) -> int:

@@ -18,53 +18,60 @@ def mp():
 MAX_PRECISION_BITS = 1 << 20
 
 
+class flint_precision:
+    """``with flint_precision(bits):`` sets python-flint's working precision and restores it."""
+
+    def __init__(self, bits: int):
+        self.bits = bits
+
+    def __enter__(self):
+        import flint
+
+        self.old, flint.ctx.prec = flint.ctx.prec, self.bits
+
+    def __exit__(self, *exc):
+        import flint
+
+        flint.ctx.prec = self.old
+
+
+def refine(ball_at, decide, what: str):
+    """``decide(ball)`` at 128, 512, 2048, ... bits until it returns an answer (not None); a real x
+    given as ``ball_at(prec)`` shrinks to a point as the precision grows, so a decision that holds
+    for x itself is reached unless x sits exactly on the boundary, which callers rule out first."""
+    prec = 128
+    while prec <= MAX_PRECISION_BITS:
+        with flint_precision(prec):
+            answer = decide(ball_at(prec))
+        if answer is not None:
+            return answer
+        prec *= 4
+    raise ArithmeticError(f"could not {what} at {MAX_PRECISION_BITS} bits")
+
+
 def ceil_exact(ball_at, integer: int | None = None) -> int:
     """ceil(x) for a real x given as ``ball_at(prec)``, an arb ball containing x at ``prec`` bits.
 
     ``integer`` is x's value when x is known to be an integer, else None: then x is not an integer
-    (the caller proves it), and raising the precision shrinks the ball until it holds no integer,
-    after which the ceiling is that of every point in it. Exact at any size, unlike a rounding
-    tolerance (log2 N^R at N = 2^1310 + 1 is within 2^-1303 of an integer).
+    (the caller proves it), and raising the precision shrinks the ball until every point in it has
+    the same ceiling. Exact at any size, unlike a rounding tolerance (log2 N^R at N = 2^1310 + 1 is
+    within 2^-1303 of an integer).
     """
-    import flint
 
-    prec = 128
-    while prec <= MAX_PRECISION_BITS:
-        old = flint.ctx.prec
-        flint.ctx.prec = prec
-        try:
-            x = ball_at(prec)
-            if integer is not None and x.contains(integer):
-                return int(integer)
-            ceiling = x.ceil().unique_fmpz()  # not None once every point of the ball has one ceiling
-            if ceiling is not None:
-                return int(ceiling)
-        finally:
-            flint.ctx.prec = old
-        prec *= 4
-    raise ArithmeticError(f"could not separate the value from an integer at {MAX_PRECISION_BITS} bits")
+    def decide(x):
+        if integer is not None and x.contains(integer):
+            return int(integer)
+        ceiling = x.ceil().unique_fmpz()  # not None once every point of the ball has one ceiling
+        return None if ceiling is None else int(ceiling)
+
+    return refine(ball_at, decide, "separate the value from an integer")
 
 
 def sign_exact(ball_at, zero: bool) -> int:
     """-1, 0 or 1: the sign of x given as ``ball_at(prec)``; ``zero`` says whether x is exactly 0."""
-    import flint
-
     if zero:
         return 0
-    prec = 128
-    while prec <= MAX_PRECISION_BITS:
-        old = flint.ctx.prec
-        flint.ctx.prec = prec
-        try:
-            x = ball_at(prec)
-            if x > 0:
-                return 1
-            if x < 0:
-                return -1
-        finally:
-            flint.ctx.prec = old
-        prec *= 4
-    raise ArithmeticError(f"could not decide the sign at {MAX_PRECISION_BITS} bits")
+    return refine(ball_at, lambda x: 1 if x > 0 else (-1 if x < 0 else None), "decide the sign")
 
 
 def power_of_two_exponent(value: int) -> int | None:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from georecall.experiments.config import TrainConfig
-from georecall.experiments.train import _Freezer, build_model, fact_tensors
+from georecall.experiments.train import _Freezer, build_model, fact_tensors, optimisation_step
 from georecall.theory.checks import InputError, require_int
 from georecall.theory.instance import Instance
 from georecall.theory.weights import TransformerWeights
@@ -89,9 +89,12 @@ def train_multi_instance(config: TrainConfig, instances: list[Instance] | None =
     run = MultiInstanceRun(config, instances, model, tables)
     start = time.perf_counter()
 
+    def logits_all() -> torch.Tensor:
+        return model.final_residual_from(_prompts(tables, model, m_index, subjects, relations)) @ model.param("W_U") + model.param("b_U")
+
     def evaluate(step: int, loss: float) -> bool:
         with torch.no_grad():
-            logits = model.final_residual_from(_prompts(tables, model, m_index, subjects, relations)) @ model.param("W_U") + model.param("b_U")
+            logits = logits_all()
             target = logits.gather(1, answers[:, None])[:, 0]
             rival = logits.scatter(1, answers[:, None], float("-inf")).max(dim=1).values
             margin = (target - rival).cpu().numpy()
@@ -110,15 +113,9 @@ def train_multi_instance(config: TrainConfig, instances: list[Instance] | None =
     for step in range(1, config.steps + 1):
         if done:
             break
-        optimiser.zero_grad(set_to_none=True)
-        logits = model.final_residual_from(_prompts(tables, model, m_index, subjects, relations)) @ model.param("W_U") + model.param("b_U")
-        loss = torch.nn.functional.cross_entropy(logits, answers)
-        loss.backward()
-        freezer.zero_frozen_grads()
-        optimiser.step()
-        freezer.restore()
+        loss = optimisation_step(optimiser, freezer, lambda: torch.nn.functional.cross_entropy(logits_all(), answers))
         if step % config.eval_every == 0 or step == config.steps:
-            done = evaluate(step, float(loss.detach()))
+            done = evaluate(step, loss)
     run.elapsed_s = time.perf_counter() - start
     return run
 

@@ -179,6 +179,17 @@ class _Freezer:
             param[rows] = value
 
 
+def optimisation_step(optimiser, freezer: "_Freezer", loss_fn) -> float:
+    """One AdamW step on ``loss_fn()`` with frozen groups held (also against weight decay); the loss."""
+    optimiser.zero_grad(set_to_none=True)
+    loss = loss_fn()
+    loss.backward()
+    freezer.zero_frozen_grads()
+    optimiser.step()
+    freezer.restore()
+    return float(loss.detach())
+
+
 def train(
     config: TrainConfig,
     instance: Instance | None = None,
@@ -234,14 +245,9 @@ def train(
             position = 0
         index = order[position : position + batch] if batch < n_facts else order
         position += batch
-        optimiser.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(model(tokens[index]), answers[index])
-        loss.backward()
-        freezer.zero_frozen_grads()
-        optimiser.step()
-        freezer.restore()
+        loss = optimisation_step(optimiser, freezer, lambda: torch.nn.functional.cross_entropy(model(tokens[index]), answers[index]))
         if step % config.eval_every == 0 or step == config.steps:
-            done = record(step, float(loss.detach()))
+            done = record(step, loss)
     run.elapsed_s = time.perf_counter() - start
     log.close()
     if out is not None:
