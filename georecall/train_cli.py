@@ -43,12 +43,12 @@ def _floats(name):
     return parse
 
 
-def add_training_options(p, positive_int) -> None:
+def add_training_options(p, positive_int, init_scale: float = 1.0, weight_decay: float = 0.0) -> None:
     p.add_argument("--d-mlp", type=positive_int("--d-mlp"), default=64, help="MLP width, >= 1 (default 64)")
     p.add_argument("--steps", type=positive_int("--steps"), default=3000, help="step budget, >= 0 (default 3000)")
     p.add_argument("--lr", type=_floats("--lr"), default=1e-2, help="AdamW learning rate, > 0 (default 0.01)")
-    p.add_argument("--weight-decay", type=_floats("--weight-decay"), default=0.0, help="AdamW decoupled weight decay, >= 0 (default 0)")
-    p.add_argument("--init-scale", type=_floats("--init-scale"), default=1.0, help="norm of an initial embedding row, > 0 (default 1)")
+    p.add_argument("--weight-decay", type=_floats("--weight-decay"), default=weight_decay, help=f"AdamW decoupled weight decay, >= 0 (default {weight_decay:g})")
+    p.add_argument("--init-scale", type=_floats("--init-scale"), default=init_scale, help=f"norm of an initial embedding row, > 0 (default {init_scale:g})")
     p.add_argument("--batch-size", type=positive_int("--batch-size"), default=None, help="facts per step (default: all, full batch)")
     p.add_argument("--stop-margin", type=_floats("--stop-margin"), default=1.0, help="stop once every margin is >= this; 0 runs every step (default 1)")
     p.add_argument("--dtype", default="float32", help="float32 (default) or float64")
@@ -58,7 +58,11 @@ def add_training_options(p, positive_int) -> None:
 
 
 def add_parsers(sub, positive_int) -> None:
-    train = sub.add_parser("train", help="train the one-layer model on R random bijections; analyse its structure and transfer")
+    train = sub.add_parser(
+        "train", help="train the one-layer model on R random bijections; analyse its structure and transfer",
+        description="Defaults: init scale 0.1 and weight decay 0.1, the regime that best reproduces the paper's superposition "
+                    "(results/training/README.md: cross-validated R^2 0.74 at --N 1024 --R 4 --d 32, against 0.63 at init 1 "
+                    "without weight decay). sweep keeps init 1 and no weight decay, the protocol of its published thresholds.")
     train.add_argument("--N", type=positive_int("--N"), default=256, help="number of subjects, >= 2 (default 256)")
     train.add_argument("--R", type=positive_int("--R"), default=2, help="number of relations, >= 1 (default 2)")
     train.add_argument("--d", type=positive_int("--d"), default=32, help="d_model, >= 1 (default 32)")
@@ -71,7 +75,7 @@ def add_parsers(sub, positive_int) -> None:
     train.add_argument("--instances", type=positive_int("--instances", minimum=1), default=1,
                        help="train shared weights jointly on this many instances, each with its own subject table "
                             "(analyses use the first; default 1)")
-    add_training_options(train, positive_int)
+    add_training_options(train, positive_int, init_scale=0.1, weight_decay=0.1)
 
     sweep = sub.add_parser("sweep", help="threshold d* (least d_model reaching 100%% train accuracy) by bisection over a grid")
     sweep.add_argument("--N", type=positive_int("--N"), nargs="*", default=[64, 128, 256, 512, 1024], help="N values for the N axis (default 64 128 256 512 1024)")
