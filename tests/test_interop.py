@@ -256,3 +256,12 @@ def test_the_interop_walkthrough_runs(transformer_lens):
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     assert len(blocks) == 1
     exec(compile(blocks[0], "docs/interop.md", "exec"), {})
+
+
+def test_export_refuses_a_missing_folder_or_a_folder_as_out_naming_it(tmp_path, capsys):
+    assert main(["build", "--N", "16", "--R", "1", "--out", str(tmp_path / "m.npz")]) == 0
+    (tmp_path / "folder").mkdir()
+    for out, message in ((tmp_path / "none" / "x.st", "does not exist"), (tmp_path / "folder", "it is a folder")):
+        assert main(["export", str(tmp_path / "m.npz"), "--to", "safetensors", str(out), "--force"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1

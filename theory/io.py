@@ -90,6 +90,10 @@ def write_atomically(path, write) -> None:
     a kill at any moment leaves either the old file or the complete new one, never a truncated one."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(f"cannot write {path}: the folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise InputError(f"cannot write {path}: it is a folder")
     handle, temporary = tempfile.mkstemp(prefix=".georecall-", suffix=".part", dir=folder)
     try:
         with os.fdopen(handle, "wb") as raw:
