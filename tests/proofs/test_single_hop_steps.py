@@ -45,7 +45,8 @@ def test_theorem1_code_levels_differ_by_at_least_two():
 
 def test_theorem1_float64_remark_bound():
     # |<u, y>| <= d0 (L - 1)^2 and ||u||^2 / 2 <= d0 (L - 1)^2 / 2: below 2^53 at d0 = 1 for p <= 26, not at p = 27
-    assert 1 * (2**26 - 1) ** 2 < 2**53 <= 1 * (2**27 - 1) ** 2
+    d0 = 1
+    assert d0 * (2**26 - 1) ** 2 < 2**53 <= d0 * (2**27 - 1) ** 2
 
 
 def test_theorem1_prime_circle_gap_is_half_the_squared_distance():
