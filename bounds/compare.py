@@ -122,7 +122,9 @@ def compare(subject, precision: int | None = None, tight_factor: float = TIGHT_F
     shared_bits = spec.shared_params * precision
     fact_bits = subject_total if spec.fact_independent_shared else subject_total + shared_bits
 
-    cot_h = int(spec.extra.get("hops_per_step", 1)) if spec.cot else 1
+    cot_h = spec.extra.get("hops_per_step", 1) if spec.cot else 1
+    if isinstance(cot_h, bool) or not isinstance(cot_h, int) or cot_h < 1:
+        raise InputError(f"spec.extra.hops_per_step must be an integer >= 1, got {cot_h!r}")
     success = 1.0 - float(spec.failure_probability)
     checks = []
     if success <= 0:

@@ -187,8 +187,8 @@ def _trimmed(layer: dict, shape) -> dict:
         "mlp.W_in": layer["mlp.W_in"][:, :d_mlp], "mlp.b_in": layer["mlp.b_in"][:d_mlp], "mlp.W_out": layer["mlp.W_out"][:d_mlp],
         "mlp.b_out": layer["mlp.b_out"],
     }
-    dropped = sum(float(np.abs(layer[k]).sum()) for k in layer) - sum(float(np.abs(trimmed[k]).sum()) for k in trimmed)
-    return trimmed if dropped == 0 else layer
+    dropped = sum(np.count_nonzero(layer[k]) for k in layer) - sum(np.count_nonzero(trimmed[k]) for k in trimmed)
+    return trimmed if dropped == 0 else layer  # an edited (non-zero) padding stays: the function is what it computes
 
 
 def _with_scale(meta: ModelMeta, scale: float) -> ModelMeta:
