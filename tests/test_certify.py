@@ -178,3 +178,30 @@ def test_top_two_and_deduplicated_margins_equal_whole_row_results_including_ties
     np.testing.assert_allclose(margins, expected, rtol=0, atol=1e-12)
     assert np.array_equal(margins > 0, expected > 0)
     np.testing.assert_array_equal(other, expected_other)
+
+
+def test_a_folded_readout_is_certified_and_still_catches_a_wrong_embedding():
+    """Lemma C3: K1' reads the sum of its subject blocks; the certificate folds them and agrees with
+    the reference, also on a perturbed subject, and declines when one copy of the code block differs."""
+    from dataclasses import replace
+
+    from georecall.constructions import build_construction
+    from georecall.theory import Instance
+    from georecall.theory.certify import nearest_code_structure
+    from georecall.theory.verify import verify_model
+
+    instance = Instance.random(512, 4, 0)
+    model = build_construction("planar", instance, codebook="multilevel", precision=2)
+    structure = nearest_code_structure(model.weights)
+    assert structure is not None and structure.folds == 4 and structure.codes.shape == (512, model.spec.extra["d0"])
+    certified = verify_model(model.weights, instance, path="certify")
+    assert certified.exact_recall and certified.details["certified"] == 2048 and certified.min_margin == 2.0
+    rows = model.weights.W_E[:512].copy()
+    rows[7, 0] += 2.5  # subject 7's relation-0 code moves past the midpoint to a neighbouring level
+    broken = model.weights.with_subject_embeddings(rows)
+    reference, folded = verify_model(broken, instance, path="reference"), verify_model(broken, instance, path="certify")
+    assert not folded.exact_recall and folded.failures == reference.failures > 0
+    W_U = model.weights.W_U.copy()
+    W_U[0, 0] += 1.0  # one copy differs: no fold, and the bias defect is far too large to certify
+    unfolded = nearest_code_structure(replace(model.weights, W_U=W_U))
+    assert unfolded is None or unfolded.folds == 1

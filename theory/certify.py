@@ -39,12 +39,24 @@ EXACT_DISTANCE_MAX_N = 4096  # above this, use the grid-gap bound instead of the
 
 @dataclass(frozen=True)
 class NearestCode:
-    """Support rows S of W_U, codes [N, |S|], a proven D <= min distance and B >= max |b_a + ||w_a||^2 / 2|."""
+    """Support rows S of W_U, codes [N, |S| / folds], a proven D <= min distance and
+    B >= max |b_a + ||u_a||^2 / 2|. ``folds`` > 1: W_U[S] is that many identical copies of the
+    code block, so the logits read the sum of the residual's blocks (Lemma C3)."""
 
     support: np.ndarray
     codes: np.ndarray
     distance: float
     bias_gap: float
+    folds: int = 1
+
+
+def fold_count(block: np.ndarray) -> int:
+    """The largest f such that the rows of ``block`` are f identical consecutive copies of one block."""
+    rows = block.shape[0]
+    for folds in range(rows, 1, -1):
+        if rows % folds == 0 and np.array_equal(block.reshape(folds, rows // folds, -1), np.broadcast_to(block[: rows // folds], (folds, rows // folds, block.shape[1]))):
+            return folds
+    return 1
 
 
 def code_distance_lower_bound(codes: np.ndarray) -> float:
@@ -85,9 +97,11 @@ def bias_gap_bound(codes: np.ndarray, b_U: np.ndarray) -> float:
 def nearest_code_structure(weights: TransformerWeights) -> NearestCode | None:
     """The certificate's data when it can certify anything: D > 0 and B < D^2 / 8; else None."""
     support = unembedding_support(weights)
-    codes = np.ascontiguousarray(weights.W_U[support].T)
-    if codes.shape[1] == 0:
+    if len(support) == 0:
         return None
+    block = weights.W_U[support]
+    folds = fold_count(block)
+    codes = np.ascontiguousarray(block[: len(support) // folds].T)
     bias = bias_gap_bound(codes, weights.b_U)
     if len(codes) > 1:  # cheap refusal first: D <= ||u_0 - u_1||, so B must be below that squared over 8
         first_pair = float(np.sum((codes[0] - codes[1]) ** 2))
@@ -96,7 +110,18 @@ def nearest_code_structure(weights: TransformerWeights) -> NearestCode | None:
     distance = code_distance_lower_bound(codes)
     if not (distance > 0 and bias < 0.125 * distance**2):
         return None
-    return NearestCode(support, codes, distance, bias)
+    return NearestCode(support, codes, distance, bias, folds)
+
+
+def folded(center: np.ndarray, radius: np.ndarray, folds: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sum of the residual's ``folds`` blocks, a norm radius for it) from a center and norm radius
+    over all blocks (Lemma C3): ||fl(sum c_r) - sum x_r|| <= gamma_folds ||sum |c_r| || + sqrt(folds) radius."""
+    if folds == 1:
+        return center, radius
+    blocks = center.reshape(len(center), folds, -1)
+    total = blocks.sum(axis=1)
+    rounding = norm_up(np.abs(blocks).sum(axis=1)) * gamma(folds + 1)
+    return total, (np.sqrt(folds) * (1.0 + 4.0 * UNIT_ROUNDOFF)) * radius + rounding
 
 
 @overflow_is_a_verdict
@@ -127,8 +152,9 @@ def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memor
         for subjects, (center, radius, upper, finite) in zip(chunks, map_in_threads(chunk_rows, chunks)):
             begin, end = int(subjects[0]) * R, (int(subjects[-1]) + 1) * R
             answers = instance.facts.T[subjects].reshape(-1)
-            diff = center - structure.codes[answers]
-            r = (np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + gamma(diff.shape[1] + 3)) + radius) * INFLATE
+            read, read_radius = folded(center, radius, structure.folds)
+            diff = read - structure.codes[answers]
+            r = (np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + gamma(diff.shape[1] + 3)) + read_radius) * INFLATE
             bound = 0.5 * D * D - D * r - 2.0 * B
             bound -= 8.0 * UNIT_ROUNDOFF * (0.5 * D * D + D * r + 2.0 * B)
             e_target, e_rival = norms.radii(radius, upper, answers, weights.d_model, any_evaluation=True)
@@ -175,6 +201,7 @@ def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memor
                                          "min_margin_lower_bound": float(min(best, lower[certified].min())) if len(certified) else best,
                                          "code_distance_bound": structure.distance if structure else _distance_or_none(weights),
                                          "bias_gap_bound": None if structure is None else structure.bias_gap,
+                                         "folded_blocks": None if structure is None else structure.folds,
                                          "nearest_code_unembedding": structure is not None})
     return report
 
