@@ -44,18 +44,22 @@ def residual_from_embeddings(weights: TransformerWeights, subject_vectors: np.nd
                              hidden: bool = False):
     """Reference final residual (and optionally post-ReLU MLP activations) for prompts [e, r] whose
     subject embedding is the given vector, not a row of W_E: what the swap and transfer tests need."""
+    block = weights.blocks[0]
+    z = mlp_input(weights, subject_vectors, relations)
+    out = z + mlp(block.mlp, z)
+    if hidden:
+        return out, np.maximum(z @ block.mlp.W_in + block.mlp.b_in, 0.0)
+    return out
+
+
+def mlp_input(weights: TransformerWeights, subject_vectors: np.ndarray, relations: np.ndarray) -> np.ndarray:
+    """The last position's residual after attention, [B, d], for prompts [e, r] with the given subject vectors."""
     _require_one_layer(weights)
     N = weights.meta.N
     x = np.stack([subject_vectors, weights.W_E[N + np.asarray(relations)]], axis=1)
     if weights.W_pos is not None:
         x = x + weights.W_pos[:2]
-    block = weights.blocks[0]
-    z = x[:, -1:, :] + attention(block.attn, x, weights.meta.attn_scale, last_only=True)
-    z = z[:, 0, :]
-    out = z + mlp(block.mlp, z)
-    if hidden:
-        return out, np.maximum(z @ block.mlp.W_in + block.mlp.b_in, 0.0)
-    return out
+    return x[:, -1, :] + attention(weights.blocks[0].attn, x, weights.meta.attn_scale, last_only=True)[:, 0, :]
 
 
 def logits_from_embeddings(weights: TransformerWeights, subject_vectors: np.ndarray, relations: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from georecall.experiments.analysis import ACTIVE_RATE, _ridge_solve, attribute_vectors, residual_from_embeddings
+from georecall.experiments.analysis import ACTIVE_RATE, _ridge_solve, attribute_vectors, mlp_input
 from georecall.theory.instance import Instance
 from georecall.theory.weights import TransformerWeights
 
@@ -25,17 +25,9 @@ def _activations(weights: TransformerWeights, instance: Instance) -> tuple[np.nd
     """(pre-activations, post-ReLU activations), each [N, R, units]."""
     N, R = instance.N, instance.R
     subjects, relations = np.repeat(np.arange(N), R), np.tile(np.arange(R), N)
-    _, hidden = residual_from_embeddings(weights, weights.W_E[subjects], relations, hidden=True)
-    block = weights.blocks[0]
-    # the pre-activation is what the ReLU saw: recover it from the same residual
-    x = np.stack([weights.W_E[subjects], weights.W_E[N + relations]], axis=1)
-    if weights.W_pos is not None:
-        x = x + weights.W_pos[:2]
-    from georecall.theory.model import attention
-
-    z = x[:, -1, :] + attention(block.attn, x, weights.meta.attn_scale, last_only=True)[:, 0, :]
-    pre = z @ block.mlp.W_in + block.mlp.b_in
-    return pre.reshape(N, R, -1), hidden.reshape(N, R, -1)
+    mlp = weights.blocks[0].mlp
+    pre = (mlp_input(weights, weights.W_E[subjects], relations) @ mlp.W_in + mlp.b_in).reshape(N, R, -1)
+    return pre, np.maximum(pre, 0.0)
 
 
 def mechanism(weights: TransformerWeights, instance: Instance) -> dict:

@@ -135,8 +135,8 @@ def from_transformer_lens_state(config: dict, state: dict, meta: ModelMeta, laye
         raise InputError(f"transformer_lens_config.n_key_value_heads is {config['n_key_value_heads']!r}; grouped-query attention has no place here")
     if n_layers != meta.n_layers:
         raise InputError(f"transformer_lens_config.n_layers is {n_layers} but meta.n_layers is {meta.n_layers}")
-    t = float(config.get("attn_scale", -1.0)) if config.get("use_attn_scale", True) and float(config.get("attn_scale", -1.0)) > 0 \
-        else math.sqrt(d_head)
+    stored_scale = float(config.get("attn_scale", -1.0))
+    t = stored_scale if config.get("use_attn_scale", True) and stored_scale > 0 else math.sqrt(d_head)  # TransformerLens's rule
     if not is_power_of_two(t):
         raise InputError(f"transformer_lens_config.attn_scale divides scores by {t!r}, not a power of two: its reciprocal "
                          f"is not a float, so the model has no exact meta.attn_scale")
@@ -147,13 +147,13 @@ def from_transformer_lens_state(config: dict, state: dict, meta: ModelMeta, laye
         raise InputError(f"the TransformerLens state dict has keys this format does not hold {unknown[:5]} "
                          f"or lacks keys it needs {missing[:5]} (a native model without layer norms is required)")
     state = {k: _real(k, v) for k, v in state.items()}
+    D = _config_int(config, "d_model")
     c = meta.attn_scale * t  # W_Q was multiplied by c on the way out when c is ± a power of two
-    stored_W_Q = [_shaped(f"blocks.{layer}.attn.q.weight", state[f"blocks.{layer}.attn.q.weight"], (H * d_head, _config_int(config, "d_model")))
+    stored_W_Q = [_shaped(f"blocks.{layer}.attn.q.weight", state[f"blocks.{layer}.attn.q.weight"], (H * d_head, D))
                   for layer in range(n_layers)]
     # unfold only when dividing every W_Q by c is exact (no underflow); else keep W_Q and the scale 1/t
     unfold = is_power_of_two(abs(c)) and all(np.array_equal((W / c) * c, W) for W in stored_W_Q)
     scale = meta.attn_scale if unfold else 1.0 / t
-    D = _config_int(config, "d_model")
     arrays = {"W_E": state["embed.weight"], "W_U": state["unembed.weight"].T.copy(), "b_U": state["unembed.bias"]}
     if had_W_pos or np.any(state["pos_embed.weight"] != 0):
         arrays["W_pos"] = state["pos_embed.weight"]
@@ -163,13 +163,14 @@ def from_transformer_lens_state(config: dict, state: dict, meta: ModelMeta, laye
             if np.any(state[f"{p}.attn.{name}.bias"] != 0):
                 raise InputError(f"{p}.attn.{name}.bias is not zero; this format has no attention biases")
 
-        def heads(key):  # nn.Linear weight [H * d_head, D] -> [H, D, d_head]
-            return _shaped(key, state[key], (H * d_head, D)).reshape(H, d_head, D).transpose(0, 2, 1).copy()
+        def heads(W):  # nn.Linear weight [H * d_head, D] -> [H, D, d_head]
+            return W.reshape(H, d_head, D).transpose(0, 2, 1).copy()
 
-        W_Q = heads(f"{p}.attn.q.weight") / (c if unfold else 1.0)
+        W_Q = heads(stored_W_Q[layer]) / (c if unfold else 1.0)
         W_O = _shaped(f"{p}.attn.o.weight", state[f"{p}.attn.o.weight"], (D, H * d_head)).T.reshape(H, d_head, D)
         W_in = state[f"{p}.mlp.in.weight"].T
-        layer_arrays = {"attn.W_Q": W_Q, "attn.W_K": heads(f"{p}.attn.k.weight"), "attn.W_V": heads(f"{p}.attn.v.weight"),
+        layer_arrays = {"attn.W_Q": W_Q, "attn.W_K": heads(_shaped(f"{p}.attn.k.weight", state[f"{p}.attn.k.weight"], (H * d_head, D))),
+                        "attn.W_V": heads(_shaped(f"{p}.attn.v.weight", state[f"{p}.attn.v.weight"], (H * d_head, D))),
                         "attn.W_O": W_O, "mlp.W_in": W_in, "mlp.b_in": state[f"{p}.mlp.in.bias"],
                         "mlp.W_out": state[f"{p}.mlp.out.weight"].T, "mlp.b_out": state[f"{p}.mlp.out.bias"]}
         if layer_shapes is not None:
