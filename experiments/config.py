@@ -26,6 +26,8 @@ class TrainConfig:
     freeze: parameter groups (PARAM_GROUPS) held at their initial values.
     fixed_attention: attention is frozen at a uniform average with an identity OV map, so the
         last position reads e_r + (e_s + e_r)/2: the input of a Nichani-style associative memory.
+    tie_unembed: W_U = W_E[:N]^T throughout: the attribute of an answer is that entity's own
+        embedding (the tied-attributes regime); W_U is then not a parameter of its own.
     stop_margin: training stops once every fact's margin is at least this (0 disables early stop).
     eval_every: steps between evaluations of accuracy and margin on every fact.
     """
@@ -44,6 +46,7 @@ class TrainConfig:
     n_heads: int = 1
     freeze: tuple[str, ...] = ()
     fixed_attention: bool = False
+    tie_unembed: bool = False
     stop_margin: float = 1.0
     eval_every: int = 25
     dtype: str = "float32"
@@ -72,6 +75,8 @@ class TrainConfig:
         unknown = sorted(set(self.freeze) - set(PARAM_GROUPS))
         if unknown:
             raise InputError(f"freeze has unknown groups {unknown}; valid groups are {list(PARAM_GROUPS)}")
+        if self.tie_unembed and "unembed" in self.freeze:
+            raise InputError("freeze 'unembed' contradicts tie_unembed (W_U is the subject rows); freeze 'subjects' instead")
         if self.dtype not in DTYPES:
             raise InputError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
         if self.device not in DEVICES:

@@ -9,6 +9,7 @@ replaced by underscores, so a conversion is a rename and a dtype cast, nothing m
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -29,9 +30,10 @@ def _param(array) -> nn.Parameter:
 class TorchTransformer(nn.Module):
     """One or more attention+MLP blocks. ``forward(tokens[B, T]) -> logits[B, N]`` at the last position."""
 
-    def __init__(self, weights: TransformerWeights, dtype=torch.float32, device="cpu"):
+    def __init__(self, weights: TransformerWeights, dtype=torch.float32, device="cpu", tie_unembed: bool = False):
         super().__init__()
         self.meta = weights.meta
+        self.tie_unembed = tie_unembed  # W_U is read from the subject rows of W_E; the W_U parameter is unused
         arrays = weights.named_arrays()
         self.names = list(arrays)
         for name, array in arrays.items():
@@ -86,13 +88,23 @@ class TorchTransformer(nn.Module):
             x = x + self.mlp_hidden(layer, x) @ self.param(p + "W_out") + self.param(p + "b_out")
         return x[:, -1, :]
 
+    def unembed(self) -> torch.Tensor:
+        """W_U [d, N]: its own parameter, or the subject rows of W_E transposed when tied."""
+        return self.param("W_E")[: self.meta.N].T if self.tie_unembed else self.param("W_U")
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.final_residual(tokens) @ self.param("W_U") + self.param("b_U")
+        return self.final_residual(tokens) @ self.unembed() + self.param("b_U")
 
     def to_weights(self, meta: ModelMeta | None = None) -> TransformerWeights:
         """The container holding these parameters in float64 (exactly, for a float64 model)."""
         arrays = {name: self.param(name).detach().cpu().to(torch.float64).numpy() for name in self.names}
-        return TransformerWeights.from_named_arrays(arrays, meta or self.meta)
+        weights = TransformerWeights.from_named_arrays(arrays, meta or self.meta)
+        return tie_unembedding(weights) if self.tie_unembed else weights
+
+
+def tie_unembedding(weights: TransformerWeights) -> TransformerWeights:
+    """The same model with W_U = W_E[:N]^T (tied attributes: an answer's code is its entity's embedding)."""
+    return replace(weights, W_U=np.ascontiguousarray(weights.W_E[: weights.meta.N].T))
 
 
 def _attr(name: str) -> str:

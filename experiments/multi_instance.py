@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from georecall.experiments.config import TrainConfig
+from georecall.experiments.model import tie_unembedding
 from georecall.experiments.train import _Freezer, build_model, fact_tensors, optimisation_step
 from georecall.theory.checks import InputError, require_int
 from georecall.theory.instance import Instance
@@ -49,7 +50,8 @@ class MultiInstanceRun:
         """Instance m's model in the weights format (float64)."""
         base = self.model.to_weights()
         table = self.tables[m].detach().cpu().to(torch.float64).numpy()
-        return base.with_subject_embeddings(table)
+        weights = base.with_subject_embeddings(table)
+        return tie_unembedding(weights) if self.config.tie_unembed else weights
 
     def to_json_dict(self) -> dict:
         return {"instances": len(self.instances), "train_accuracy": self.accuracy, "min_margin": self.min_margin,
@@ -89,8 +91,14 @@ def train_multi_instance(config: TrainConfig, instances: list[Instance] | None =
     run = MultiInstanceRun(config, instances, model, tables)
     start = time.perf_counter()
 
+    groups = [torch.nonzero(m_index == m)[:, 0] for m in range(len(instances))]
+
     def logits_all() -> torch.Tensor:
-        return model.final_residual_from(_prompts(tables, model, m_index, subjects, relations)) @ model.param("W_U") + model.param("b_U")
+        residual = model.final_residual_from(_prompts(tables, model, m_index, subjects, relations))
+        if not config.tie_unembed:
+            return residual @ model.param("W_U") + model.param("b_U")
+        # Tied: each instance's answers are read against its own table (the facts are in instance order).
+        return torch.cat([residual[rows] @ tables[m].T for m, rows in enumerate(groups)]) + model.param("b_U")
 
     def evaluate(step: int, loss: float) -> bool:
         with torch.no_grad():
@@ -121,9 +129,15 @@ def train_multi_instance(config: TrainConfig, instances: list[Instance] | None =
 
 
 def shared_weights_agree(run: MultiInstanceRun) -> bool:
-    """Every instance's model has the same shared arrays (only the subject rows differ)."""
-    first = run.weights(0).shared_arrays()
-    return all(all(np.array_equal(first[k], v) for k, v in run.weights(m).shared_arrays().items()) for m in range(1, len(run.instances)))
+    """Every instance's model has the same shared arrays (only the subject rows differ, and W_U when tied to them)."""
+    def shared(m: int) -> dict:
+        arrays = run.weights(m).shared_arrays()
+        if run.config.tie_unembed:
+            del arrays["W_U"]
+        return arrays
+
+    first = shared(0)
+    return all(all(np.array_equal(first[k], v) for k, v in shared(m).items()) for m in range(1, len(run.instances)))
 
 
 

@@ -17,7 +17,7 @@ import torch
 
 from georecall.theory.checks import InputError
 from georecall.experiments.config import TrainConfig
-from georecall.experiments.model import TorchTransformer, init_weights
+from georecall.experiments.model import TorchTransformer, init_weights, tie_unembedding
 from georecall.theory.instance import Instance
 from georecall.theory.io import save_model
 from georecall.theory.queries import SingleHopQueries
@@ -130,7 +130,10 @@ def build_model(config: TrainConfig, weights: TransformerWeights | None = None) 
             weights = _with_fixed_attention(weights)
     meta = replace(weights.meta, extra={**weights.meta.extra, "construction": "trained", "train_config": config.to_json_dict()})
     weights = replace(weights, meta=meta)
-    return TorchTransformer(weights, dtype=TORCH_DTYPES[config.dtype], device=resolve_device(config.device))
+    if config.tie_unembed:
+        weights = tie_unembedding(weights)
+    return TorchTransformer(weights, dtype=TORCH_DTYPES[config.dtype], device=resolve_device(config.device),
+                            tie_unembed=config.tie_unembed)
 
 
 def _with_fixed_attention(weights: TransformerWeights) -> TransformerWeights:
@@ -158,6 +161,8 @@ class _Freezer:
             self.rows.append(("W_E", slice(0, N)))
         elif "relations" in freeze:
             self.rows.append(("W_E", slice(N, None)))
+        if model.tie_unembed:
+            whole.add("W_U")  # read from the subject rows; its own copy never enters the loss
         for name in model.names:
             if (name == "W_pos" and "pos" in freeze) or (name in ("W_U", "b_U") and "unembed" in freeze):
                 whole.add(name)

@@ -21,6 +21,7 @@ import numpy as np
 from georecall.theory.checks import InputError
 from georecall.experiments.analysis import attribute_vectors, residual_from_embeddings, superposition_fit
 from georecall.experiments.config import PARAM_GROUPS, TrainConfig
+from georecall.experiments.model import tie_unembedding
 from georecall.experiments.train import train
 from georecall.theory.instance import Instance
 from georecall.theory.verify import verify_single_hop
@@ -67,8 +68,9 @@ def zero_shot_accuracy(weights: TransformerWeights, instance: Instance) -> float
 
 
 def transfer_experiment(weights: TransformerWeights, trained_on: Instance, config: TrainConfig, steps: int = 2000,
-                        seed: int = 0, fit: dict | None = None, reinits=REINITS) -> dict:
-    """Zero-shot accuracy and embedding-only steps to 100% for each re-initialisation."""
+                        seed: int = 0, fit: dict | None = None, reinits=REINITS, lr: float | None = None) -> dict:
+    """Zero-shot accuracy and embedding-only steps to 100% for each re-initialisation (``lr``: the
+    embedding-only learning rate, default the training one)."""
     unknown = sorted(set(reinits) - set(REINITS))
     if unknown:
         raise InputError(f"reinits has unknown methods {unknown}; valid methods are {list(REINITS)}")
@@ -78,15 +80,18 @@ def transfer_experiment(weights: TransformerWeights, trained_on: Instance, confi
         "inversion": lambda: inversion_embeddings(weights, trained_on, new),
         "random": lambda: random_embeddings(weights, trained_on.N, config.embed_init_scale, seed),
     }
-    retrain = config.replace(steps=steps, freeze=tuple(g for g in PARAM_GROUPS if g != "subjects"),
-                             weight_decay=0.0, instance_seed=None)
+    kept = ("subjects", "unembed") if config.tie_unembed else ("subjects",)  # tied: W_U moves with the subject rows
+    retrain = config.replace(steps=steps, freeze=tuple(g for g in PARAM_GROUPS if g not in kept),
+                             weight_decay=0.0, instance_seed=None, lr=config.lr if lr is None else lr)
     results = {}
     for name in reinits:
         start = weights.with_subject_embeddings(makers[name]())
+        if config.tie_unembed:
+            start = tie_unembedding(start)  # the new table is the new codebook too
         run = train(retrain, new, weights=start)
         results[name] = {"zero_shot_accuracy": zero_shot_accuracy(start, new), "steps_to_exact": run.steps_to_exact,
                          "final_accuracy": run.train_accuracy, "steps_budget": steps}
-    return {"chance": 1.0 / trained_on.N, "new_facts_seed": seed, "reinits": results}
+    return {"chance": 1.0 / trained_on.N, "new_facts_seed": seed, "embedding_lr": retrain.lr, "reinits": results}
 
 
 def reinit_columns(result: dict) -> dict:

@@ -1,6 +1,12 @@
-"""Issue 14, deliverable 1: shared weights trained on M instances, then a fresh instance.
+"""Issue 14, deliverables 1 and 2: shared weights trained on M instances, then a fresh instance, per regime.
 
-For each regime and each M: train on M instances (experiments.multi_instance), check every
+Regimes: ``shared_unembed`` (W_U trained), ``frozen_unembed`` (W_U frozen at random codes, a fixed
+codebook), ``tied_unembed`` (W_U = W_E[:N]^T: the attribute of an answer is that entity's own
+embedding, so each instance reads answers against its own table). Crossed with the embedding
+width ``--d`` and the MLP width ``--d-mlp`` (``2RlogN`` stands for 2 R ceil(log2 N), the size of the
+paper's selector).
+
+For each regime, width and M: train on M instances (experiments.multi_instance), check every
 instance's model with the verifier, measure superposition R^2 (cross-validated, with its shuffled
 null) and gating on instance 0, then draw a fresh instance and measure zero-shot accuracy for each
 re-initialisation and the embedding-only steps to 100% (shared weights frozen), against the steps
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import platform
 import sys
@@ -25,12 +32,17 @@ import numpy as np
 
 from georecall.experiments.analysis import gating_selectivity, superposition_fit
 from georecall.experiments.config import TrainConfig
+from georecall.experiments.mechanism import mechanism
 from georecall.experiments.multi_instance import train_multi_instance
 from georecall.experiments.train import train
 from georecall.experiments.transfer import transfer_experiment
 from georecall.theory.verify import verify_single_hop
 
-REGIMES = {"shared_unembed": (), "frozen_unembed": ("unembed",)}
+REGIMES = {"shared_unembed": {}, "frozen_unembed": {"freeze": ("unembed",)}, "tied_unembed": {"tie_unembed": True}}
+
+
+def mlp_width(rule: str, N: int, R: int) -> int:
+    return 2 * R * math.ceil(math.log2(N)) if rule == "2RlogN" else int(rule)
 
 
 def one(config: TrainConfig, M: int, transfer_steps: int) -> dict:
@@ -45,6 +57,7 @@ def one(config: TrainConfig, M: int, transfer_steps: int) -> dict:
     row = {"M": M, "train_accuracy_min": min(run.accuracy), "all_verified_exact": all(exact), "steps_run": run.steps_run,
            "superposition_r2": fit["r2_cv"], "superposition_r2_null": fit["r2_null_cv"],
            "gating_selectivity": gating_selectivity(weights, instance)["gating_selectivity"],
+           "one_block_units": mechanism(weights, instance)["fraction_one_block"],
            "scratch_steps_to_exact": scratch.steps_to_exact, "seconds": round(time.perf_counter() - started, 1)}
     for name, result in transfer["reinits"].items():
         row[f"{name}_zero_shot"] = result["zero_shot_accuracy"]
@@ -59,8 +72,9 @@ def plot(rows: list[dict], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    for regime in sorted({r["regime"] for r in rows}):
-        part = [r for r in rows if r["regime"] == regime]
+    for regime in sorted({(r["regime"], r["d_model"], r["d_mlp"]) for r in rows}):
+        part = [r for r in rows if (r["regime"], r["d_model"], r["d_mlp"]) == regime]
+        regime = f"{regime[0]} d={regime[1]} d_mlp={regime[2]}"
         M = [r["M"] for r in part]
         axes[0].plot(M, [r["superposition_r2"] for r in part], "o-", label=regime)
         for name, style in (("fitted_map", "o-"), ("inversion", "s--"), ("random", "x:")):
@@ -79,12 +93,23 @@ def plot(rows: list[dict], path: str) -> None:
     plt.close(fig)
 
 
+def write_rows(rows: list[dict], out: str, machine: str) -> None:
+    with open(os.path.join(out, "runs.csv"), "w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with open(os.path.join(out, "sweep.json"), "w") as handle:
+        json.dump({"rows": rows, "machine": machine}, handle, indent=1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--N", type=int, default=256)
     parser.add_argument("--R", type=int, default=4)
-    parser.add_argument("--d", type=int, default=32)
-    parser.add_argument("--d-mlp", type=int, default=64)
+    parser.add_argument("--d", type=int, nargs="+", default=[32], help="embedding widths d_model")
+    parser.add_argument("--d-mlp", nargs="+", default=["64"], help="MLP widths: integers or 2RlogN")
+    parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
+    parser.add_argument("--weight-decay", type=float, default=0.1)
     parser.add_argument("--M", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--transfer-steps", type=int, default=1000)
@@ -93,26 +118,25 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.N, args.M, args.steps, args.transfer_steps = 64, [1, 2], 500, 200
-    base = TrainConfig(N=args.N, R=args.R, d_model=args.d, d_mlp=args.d_mlp, steps=args.steps, seed=0,
-                       embed_init_scale=0.1, weight_decay=0.1, stop_margin=1.0)
+    base = TrainConfig(N=args.N, R=args.R, d_model=args.d[0], d_mlp=64, steps=args.steps, seed=0,
+                       embed_init_scale=0.1, weight_decay=args.weight_decay, stop_margin=1.0)
     rows = []
-    for regime, frozen in REGIMES.items():
-        for M in args.M:
-            row = {"regime": regime, "transfer_steps": args.transfer_steps, **one(base.replace(freeze=frozen), M, args.transfer_steps)}
-            rows.append(row)
-            sys.stderr.write(f"{regime} M={M}: R2 {row['superposition_r2']:.3f}, zero-shot fitted {row['fitted_map_zero_shot']:.3f}, "
-                             f"steps {row['fitted_map_steps_to_exact']} vs scratch {row['scratch_steps_to_exact']} ({row['seconds']} s)\n")
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "runs.csv"), "w", newline="") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    cells = [(regime, d, rule, M) for regime in args.regimes for d in args.d for rule in args.d_mlp for M in args.M]
     machine = f"{platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}"
+    os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "config.json"), "w") as handle:
-        json.dump({"base": base.to_json_dict(), "regimes": {k: list(v) for k, v in REGIMES.items()}, "M": args.M,
+        regimes = {k: {f: list(v) if isinstance(v, tuple) else v for f, v in REGIMES[k].items()} for k in args.regimes}
+        json.dump({"base": base.to_json_dict(), "regimes": regimes, "d_model": args.d, "d_mlp": args.d_mlp, "M": args.M,
                    "transfer_steps": args.transfer_steps, "machine": machine, "command": " ".join(sys.argv)}, handle, indent=1)
-    with open(os.path.join(args.out, "sweep.json"), "w") as handle:
-        json.dump({"rows": rows, "machine": machine}, handle, indent=1)
+    for index, (regime, d, rule, M) in enumerate(cells, 1):
+        config = base.replace(d_model=d, d_mlp=mlp_width(rule, args.N, args.R), **REGIMES[regime])
+        row = {"regime": regime, "d_model": d, "d_mlp_rule": rule, "d_mlp": config.d_mlp, "transfer_steps": args.transfer_steps,
+               **one(config, M, args.transfer_steps)}
+        rows.append(row)
+        sys.stderr.write(f"[{index}/{len(cells)}] {regime} d={d} d_mlp={config.d_mlp} M={M}: R2 {row['superposition_r2']:.3f}, "
+                         f"zero-shot fitted {row['fitted_map_zero_shot']:.3f}, steps {row['fitted_map_steps_to_exact']} "
+                         f"vs scratch {row['scratch_steps_to_exact']} ({row['seconds']} s)\n")
+        write_rows(rows, args.out, machine)  # after every cell: a stopped sweep keeps what it measured
     plot(rows, os.path.join(args.out, "multi_instance.png"))
     print(f"wrote {args.out}/runs.csv, sweep.json, config.json, multi_instance.png")
     return 0

@@ -222,3 +222,16 @@ def test_two_instances_share_one_mlp_and_both_are_exact():
     # the shared weights are not one instance's lookup table: the other table answers the other facts only
     swapped = run.weights(0).with_subject_embeddings(run.weights(1).W_E[:32])
     assert not verify_single_hop(swapped, run.instances[0]).exact_recall
+
+
+def test_train_defaults_are_the_regime_its_help_names():
+    from georecall.cli import make_parser
+
+    parser = make_parser()
+    args = parser.parse_args(["train"])
+    assert (args.init_scale, args.weight_decay, args.d_mlp) == (0.1, 0.5, 256)
+    sub = next(a for a in parser._actions if a.dest == "command" or getattr(a, "choices", None) and "train" in a.choices)
+    description = " ".join(sub.choices["train"].description.split())
+    assert "init scale 0.1, weight decay 0.5 and d_mlp 256" in description
+    sweep = parser.parse_args(["sweep", "--out", "x"])  # the published thresholds' protocol is unchanged
+    assert (sweep.init_scale, sweep.weight_decay, sweep.d_mlp) == (1.0, 0.0, 64)
