@@ -27,20 +27,21 @@ def test_the_selector_width_rule_is_2_R_ceil_log2_N():
     assert sweep.mlp_width("256", 1000, 2) == 256
 
 
-def _row(setting, lr, fitted, random, scratch):
+def _row(setting, lr, fitted, random, scratch, untrained=None):
     return {"setting": setting, "lr": lr, "superposition_r2": 0.5, "fitted_map_steps_to_exact": fitted,
-            "random_steps_to_exact": random, "scratch_steps_to_exact": scratch}
+            "random_steps_to_exact": random, "scratch_steps_to_exact": scratch, "untrained_shared_steps_to_exact": untrained}
 
 
 def test_retrain_speed_compares_best_against_best():
     speed = load("retrain_speed")
     rows = [_row("a", 0.01, 200, None, 100), _row("a", 0.1, 90, 120, 40),  # scratch's best (40) beats embedding's (90)
-            _row("b", 0.01, None, 30, 60), _row("b", 0.1, None, None, 50),  # embedding's best 30 < scratch's best 50
+            _row("b", 0.01, None, 30, 60, 25), _row("b", 0.1, None, None, 50),  # ... but untrained shared weights (25) beat 30  # embedding's best 30 < scratch's best 50
             _row("c", 0.01, None, None, 60),  # embedding-only never exact
             _row("d", 0.01, 80, None, None)]  # scratch never exact within the budget
     summary = {s["setting"]: s for s in speed.summarise(rows)}
     assert (summary["a"]["best_fitted_map_steps"], summary["a"]["at_lr"], summary["a"]["best_scratch_steps"]) == (90, 0.1, 40)
     assert [summary[k]["embedding_only_faster"] for k in "abcd"] == [False, True, False, True]
+    assert [summary[k]["faster_than_untrained_shared"] for k in "abcd"] == [True, False, False, True]
 
 
 def test_retrain_speed_runs_end_to_end_and_writes_its_files(tmp_path, monkeypatch):
