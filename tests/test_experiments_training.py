@@ -235,3 +235,14 @@ def test_train_defaults_are_the_regime_its_help_names():
     assert "init scale 0.1, weight decay 0.5 and d_mlp 256" in description
     sweep = parser.parse_args(["sweep", "--out", "x"])  # the published thresholds' protocol is unchanged
     assert (sweep.init_scale, sweep.weight_decay, sweep.d_mlp) == (1.0, 0.0, 64)
+
+
+@pytest.mark.slow
+def test_the_default_train_regime_meets_the_superposition_target(tmp_path):
+    """Issue 14's acceptance run (about a minute): defaults at N 1024, R 4, d 32, seed 0 are exact with R^2 >= 0.8."""
+    from georecall.theory.io import load_model
+
+    out = tmp_path / "run"
+    assert main(["train", "--N", "1024", "--R", "4", "--d", "32", "--seed", "0", "--no-analysis", "--out", str(out)]) == 0
+    model = load_model(out / "model.npz")
+    assert superposition_fit(model.weights, model.instance)["r2_cv"] >= 0.8
