@@ -30,6 +30,17 @@ def width(rule: str, d: int) -> int:
     return {"d": d, "4d": 4 * d}.get(rule, None) or int(rule)
 
 
+def write(rows: list[dict], base: TrainConfig, out: str) -> None:
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "dstar_vs_dmlp.csv"), "w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with open(os.path.join(out, "dstar_vs_dmlp.json"), "w") as handle:
+        json.dump({"rows": rows, "protocol": base.to_json_dict(), "command": " ".join(sys.argv),
+                   "machine": f"{platform.machine()}, {os.cpu_count()} cores"}, handle, indent=1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--N", type=int, nargs="+", default=[256])
@@ -56,14 +67,7 @@ def main() -> int:
                                  "bits_per_coordinate": None if d_star is None else round(R * math.log2(N) / d_star, 3),
                                  "seconds": round(time.perf_counter() - started, 1)})
                     sys.stderr.write(f"N={N} R={R} d_mlp={rule} seed={seed}: d* = {d_star} ({rows[-1]['seconds']} s)\n")
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "dstar_vs_dmlp.csv"), "w", newline="") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    with open(os.path.join(args.out, "dstar_vs_dmlp.json"), "w") as handle:
-        json.dump({"rows": rows, "protocol": base.to_json_dict(), "command": " ".join(sys.argv),
-                   "machine": f"{platform.machine()}, {os.cpu_count()} cores"}, handle, indent=1)
+                    write(rows, base, args.out)  # after every bisection: a stopped sweep keeps what it measured
     print(f"wrote {args.out}/dstar_vs_dmlp.csv and .json")
     return 0
 
