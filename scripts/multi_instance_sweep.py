@@ -66,28 +66,47 @@ def one(config: TrainConfig, M: int, transfer_steps: int) -> dict:
 
 
 def plot(rows: list[dict], path: str) -> None:
+    """One group of bars per cell (regime, d, d_mlp), one bar per M: structure, transfer, re-training."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    for regime in sorted({(r["regime"], r["d_model"], r["d_mlp"]) for r in rows}):
-        part = [r for r in rows if (r["regime"], r["d_model"], r["d_mlp"]) == regime]
-        regime = f"{regime[0]} d={regime[1]} d_mlp={regime[2]}"
-        M = [r["M"] for r in part]
-        axes[0].plot(M, [r["superposition_r2"] for r in part], "o-", label=regime)
-        for name, style in (("fitted_map", "o-"), ("inversion", "s--"), ("random", "x:")):
-            axes[1].plot(M, [r[f"{name}_zero_shot"] for r in part], style, label=f"{regime}: {name}")
-        budget = part[0]["transfer_steps"]
-        axes[2].plot(M, [r["fitted_map_steps_to_exact"] or budget for r in part], "o-", label=f"{regime}: embedding-only (fitted map)")
-        axes[2].plot(M, [r["scratch_steps_to_exact"] or budget for r in part], "k:", label=f"{regime}: from scratch")
-    axes[0].set(xscale="log", xlabel="instances M", ylabel="superposition R² (cross-validated)", title="structure")
-    axes[1].set(xscale="log", xlabel="instances M", ylabel="zero-shot accuracy, fresh instance", title="transfer")
-    axes[2].set(xscale="log", xlabel="instances M", ylabel="steps to 100% (budget if never)", title="re-training")
-    for ax in axes:
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=6)
+    cells = list(dict.fromkeys((r["regime"], int(r["d_model"]), int(r["d_mlp"])) for r in rows))
+    Ms = sorted({int(r["M"]) for r in rows})
+    width = 0.8 / len(Ms)
+
+    def value(row, key):
+        v = row[key]
+        return float(v) if v not in (None, "") else float("nan")
+
+    def steps(row, key):
+        v = row[key]
+        return float(v) if v not in (None, "") else float(row["transfer_steps"])  # never exact: the budget
+
+    def ratio(row):
+        never = all(row[k] in (None, "") for k in ("random_steps_to_exact", "scratch_steps_to_exact"))
+        return float("nan") if never else steps(row, "random_steps_to_exact") / steps(row, "scratch_steps_to_exact")
+
+    panels = [("superposition R² (cross-validated)", lambda r: value(r, "superposition_r2")),
+              ("zero-shot accuracy, fitted map", lambda r: value(r, "fitted_map_zero_shot")),
+              ("embedding-only steps to 100% (random init)\n÷ from scratch (budget if never;\nno bar: neither got there)",
+               ratio)]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(8, 0.9 * len(cells)), 9), sharex=True)
+    for ax, (label, get) in zip(axes, panels):
+        for k, M in enumerate(Ms):
+            heights = []
+            for cell in cells:
+                match = [r for r in rows if (r["regime"], int(r["d_model"]), int(r["d_mlp"])) == cell and int(r["M"]) == M]
+                heights.append(get(match[0]) if match else float("nan"))
+            ax.bar([i + (k - (len(Ms) - 1) / 2) * width for i in range(len(cells))], heights, width, label=f"M = {M}")
+        ax.set_ylabel(label, fontsize=8)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[2].axhline(1.0, color="k", lw=0.8)
+    axes[-1].set_xticks(range(len(cells)))
+    axes[-1].set_xticklabels([f"{c[0].replace('_unembed', '')}\nd={c[1]}\nd_mlp={c[2]}" for c in cells], fontsize=7)
+    fig.suptitle("W_U shared, frozen at random codes, or tied to the subject table (bars: M instances)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -115,7 +134,15 @@ def main() -> int:
     parser.add_argument("--transfer-steps", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="N = 64, M in {1, 2}, 500 steps")
     parser.add_argument("--out", default="results/training/multi_instance")
+    parser.add_argument("--replot", action="store_true", help="redraw the plot from <out>/runs.csv without training")
     args = parser.parse_args()
+    if args.replot:
+        with open(os.path.join(args.out, "config.json")) as handle:
+            base_config = json.load(handle)["base"]  # sweeps older than the width axes kept d and d_mlp here only
+        with open(os.path.join(args.out, "runs.csv")) as handle:
+            rows = [{"d_model": base_config["d_model"], "d_mlp": base_config["d_mlp"], **r} for r in csv.DictReader(handle)]
+        plot(rows, os.path.join(args.out, "multi_instance.png"))
+        return 0
     if args.quick:
         args.N, args.M, args.steps, args.transfer_steps = 64, [1, 2], 500, 200
     base = TrainConfig(N=args.N, R=args.R, d_model=args.d[0], d_mlp=64, steps=args.steps, seed=0,
