@@ -111,18 +111,24 @@ def plot(rows: list[dict], path: str) -> None:
     import matplotlib.pyplot as plt
 
     settings = list(dict.fromkeys(r["setting"] for r in rows))
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 3.6), squeeze=False)
-    for ax, setting in zip(axes[0], settings):
+    columns = min(3, len(settings))
+    lines = -(-len(settings) // columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(4.6 * columns, 3.8 * lines), squeeze=False)
+    for ax in axes.flat[len(settings):]:
+        ax.axis("off")
+    for ax, setting in zip(axes.flat, settings):
         part = [r for r in rows if r["setting"] == setting]
-        budget = part[0]["budget"]
-        lrs = [r["lr"] for r in part]
+        budget = int(part[0]["budget"])
+        lrs = [float(r["lr"]) for r in part]
         for key, style, label in (("fitted_map_steps_to_exact", "o-", "embedding-only, fitted map"),
                                   ("random_steps_to_exact", "s--", "embedding-only, random"),
                                   ("scratch_steps_to_exact", "k^:", "from scratch"),
                                   ("untrained_shared_steps_to_exact", "rv-.", "embedding-only, untrained shared weights")):
-            ax.plot(lrs, [r[key] if r[key] is not None else budget for r in part], style, label=label)
+            ax.plot(lrs, [int(r[key]) if r[key] not in (None, "") else budget for r in part], style, label=label)
         ax.axhline(budget, color="grey", lw=0.6)
         ax.set(xscale="log", xlabel="learning rate", ylabel="steps to 100% (budget line: never)", title=setting)
+        ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])
+        ax.minorticks_off()
         ax.title.set_fontsize(8)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=6)
@@ -146,7 +152,12 @@ def main() -> int:
     parser.add_argument("--budget", type=int, default=500)
     parser.add_argument("--eval-every", type=int, default=5)
     parser.add_argument("--out", default="results/training/retrain_speed")
+    parser.add_argument("--replot", action="store_true", help="redraw the plot from <out>/runs.csv without training")
     args = parser.parse_args()
+    if args.replot:
+        with open(os.path.join(args.out, "runs.csv")) as handle:
+            plot(list(csv.DictReader(handle)), os.path.join(args.out, "retrain_speed.png"))
+        return 0
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "config.json"), "w") as handle:
         json.dump({"base": BASE.to_json_dict(), "settings": args.settings, "lrs": args.lrs, "budget": args.budget,
