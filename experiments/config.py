@@ -90,6 +90,12 @@ class TrainConfig:
     def data_seed(self) -> int:
         return self.seed if self.instance_seed is None else self.instance_seed
 
+    def embedding_only_freeze(self) -> tuple[str, ...]:
+        """What embedding-only (re-)training freezes: every group but the subject table, and but W_U
+        when it is tied to the table (it then moves with it)."""
+        kept = ("subjects", "unembed") if self.tie_unembed else ("subjects",)
+        return tuple(g for g in PARAM_GROUPS if g not in kept)
+
     def replace(self, **changes) -> "TrainConfig":
         return replace(self, **changes)
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from georecall.theory.checks import InputError
 from georecall.experiments.analysis import attribute_vectors, residual_from_embeddings, superposition_fit
-from georecall.experiments.config import PARAM_GROUPS, TrainConfig
+from georecall.experiments.config import TrainConfig
 from georecall.experiments.model import tie_unembedding
 from georecall.experiments.train import train
 from georecall.theory.instance import Instance
@@ -80,8 +80,7 @@ def transfer_experiment(weights: TransformerWeights, trained_on: Instance, confi
         "inversion": lambda: inversion_embeddings(weights, trained_on, new),
         "random": lambda: random_embeddings(weights, trained_on.N, config.embed_init_scale, seed),
     }
-    kept = ("subjects", "unembed") if config.tie_unembed else ("subjects",)  # tied: W_U moves with the subject rows
-    retrain = config.replace(steps=steps, freeze=tuple(g for g in PARAM_GROUPS if g not in kept),
+    retrain = config.replace(steps=steps, freeze=config.embedding_only_freeze(),
                              weight_decay=0.0, instance_seed=None, lr=config.lr if lr is None else lr)
     results = {}
     for name in reinits:

@@ -26,7 +26,7 @@ import sys
 import time
 
 from georecall.experiments.analysis import superposition_fit
-from georecall.experiments.config import PARAM_GROUPS, TrainConfig
+from georecall.experiments.config import TrainConfig
 from georecall.experiments.multi_instance import train_multi_instance
 from georecall.experiments.train import train
 from georecall.experiments.transfer import transfer_experiment
@@ -34,12 +34,6 @@ from georecall.theory.verify import verify_single_hop
 
 BASE = TrainConfig(N=256, R=4, d_model=32, d_mlp=256, steps=3000, embed_init_scale=0.1, weight_decay=0.5, stop_margin=1.0)
 SCRATCH_INSTANCE = 1000  # instance_seed of the from-scratch baseline: fresh facts, like the transfer test's
-
-
-def frozen_shared(config: TrainConfig) -> tuple[str, ...]:
-    """Every group but the subject table (and W_U when it is tied to the table): what embedding-only training freezes."""
-    kept = ("subjects", "unembed") if config.tie_unembed else ("subjects",)
-    return tuple(g for g in PARAM_GROUPS if g not in kept)
 
 
 def measure(setting: dict, lrs: list[float], budget: int, eval_every: int) -> list[dict]:
@@ -58,7 +52,7 @@ def measure(setting: dict, lrs: list[float], budget: int, eval_every: int) -> li
         scratch = train(probe.replace(steps=budget, lr=lr, instance_seed=SCRATCH_INSTANCE + config.seed))
         # The control: the same embedding-only training on untrained (randomly initialised) shared weights.
         untrained = train(probe.replace(steps=budget, lr=lr, weight_decay=0.0, instance_seed=SCRATCH_INSTANCE + config.seed,
-                                        freeze=frozen_shared(config)))
+                                        freeze=config.embedding_only_freeze()))
         row = {"setting": json.dumps({**setting, "M": M}, sort_keys=True), "M": M, "d_model": config.d_model, "d_mlp": config.d_mlp,
                "tie_unembed": config.tie_unembed, "frozen": "+".join(config.freeze), "all_instances_exact": exact,
                "superposition_r2": round(fit["r2_cv"], 4), "lr": lr, "budget": budget, "eval_every": eval_every,

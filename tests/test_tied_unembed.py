@@ -64,3 +64,10 @@ def test_cli_refuses_a_frozen_tied_unembedding_with_exit_2_and_one_line(capsys):
     assert main(["train", "--N", "8", "--R", "2", "--d", "4", "--tie-unembed", "--freeze", "unembed", "--no-analysis"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "tie_unembed" in err
+
+
+def test_embedding_only_training_frees_W_U_only_when_it_is_the_table():
+    untied = TIED.replace(tie_unembed=False)
+    assert "unembed" in untied.embedding_only_freeze() and "subjects" not in untied.embedding_only_freeze()
+    assert "unembed" not in TIED.embedding_only_freeze() and "mlp" in TIED.embedding_only_freeze()
+    TIED.replace(freeze=TIED.embedding_only_freeze())  # a valid config: the tie is never frozen apart from its table
