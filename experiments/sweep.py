@@ -9,7 +9,6 @@ generic lower bound R log2 N / p and the block construction's subject dimension.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import numpy as np
 
 from georecall.bounds.generic import generic_min_d
 from georecall.experiments.config import TrainConfig
+from georecall.experiments.records import write_csv
 from georecall.experiments.train import train
 from georecall.theory.search import bisect_boundary
 
@@ -140,8 +140,8 @@ def write_sweep(result: SweepResult, out, base: TrainConfig, seeds, d_max: int) 
     """runs.csv, thresholds.csv, sweep.json (medians and fits), config.json and thresholds.png."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_csv(folder / "runs.csv", RUN_FIELDS, result.runs)
-    _write_csv(folder / "thresholds.csv", THRESHOLD_FIELDS, result.thresholds)
+    write_csv(folder / "runs.csv", result.runs, RUN_FIELDS)
+    write_csv(folder / "thresholds.csv", result.thresholds, THRESHOLD_FIELDS)
     with open(folder / "config.json", "w") as handle:
         json.dump({"base_config": base.to_json_dict(), "seeds": list(seeds), "d_max": d_max,
                    "varied": ["N", "R", "d_model", "seed (= instance_seed)"]}, handle, indent=2)
@@ -182,10 +182,3 @@ def plot_thresholds(result: SweepResult, path) -> None:
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
-
-def _write_csv(path, columns, rows) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: row.get(c) for c in columns})

@@ -13,7 +13,6 @@ Writes <out>/runs.csv and <out>/config.json.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -22,6 +21,7 @@ import time
 
 from georecall.experiments.analysis import superposition_fit
 from georecall.experiments.config import TrainConfig
+from georecall.experiments.records import write_csv
 from georecall.experiments.train import train
 
 BASE = TrainConfig(N=1024, R=4, d_model=32, d_mlp=64, steps=3000, embed_init_scale=0.1, weight_decay=0.1, stop_margin=1.0)
@@ -67,10 +67,7 @@ def main() -> int:
                      "superposition_r2_cv": round(fit["r2_cv"], 4), "superposition_r2_in_sample": round(fit["r2_in_sample"], 4),
                      "superposition_r2_null_cv": round(fit["r2_null_cv"], 4), "seconds": round(time.perf_counter() - started, 1)})
         sys.stderr.write(f"[{index}/{len(variants)}] {variant}: R2 {rows[-1]['superposition_r2_cv']} ({rows[-1]['seconds']} s)\n")
-        with open(os.path.join(args.out, "runs.csv"), "w", newline="") as handle:  # after every run: a stopped search keeps its rows
-            writer = csv.DictWriter(handle, list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(os.path.join(args.out, "runs.csv"), rows)  # after every run: a stopped search keeps its rows
     print(f"wrote {args.out}/runs.csv and config.json")
     return 0
 

@@ -11,7 +11,6 @@ Writes <out>/dstar_vs_dmlp.csv and .json (with bits per coordinate R log2 N / d*
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -20,6 +19,7 @@ import sys
 import time
 
 from georecall.experiments.config import TrainConfig
+from georecall.experiments.records import write_csv
 from georecall.experiments.sweep import smallest_passing
 from georecall.experiments.train import train
 
@@ -32,10 +32,7 @@ def width(rule: str, d: int) -> int:
 
 def write(rows: list[dict], base: TrainConfig, out: str) -> None:
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "dstar_vs_dmlp.csv"), "w", newline="") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(os.path.join(out, "dstar_vs_dmlp.csv"), rows)
     with open(os.path.join(out, "dstar_vs_dmlp.json"), "w") as handle:
         json.dump({"rows": rows, "protocol": base.to_json_dict(), "command": " ".join(sys.argv),
                    "machine": f"{platform.machine()}, {os.cpu_count()} cores"}, handle, indent=1)

@@ -56,7 +56,7 @@ def main() -> int:
     with open(os.path.join(args.out, "mechanism.json"), "w") as handle:
         json.dump({"config": config.to_json_dict(), "instances_multi": args.M, "summary": summary, "full": results,
                    "train_accuracy": {"single": single.train_accuracy, "multi": multi.accuracy,
-                                                   "default": default.train_accuracy, "tied": tied.accuracy}}, handle)
+                                      "default": default.train_accuracy, "tied": tied.accuracy}}, handle)
     for name, r in summary.items():
         print(f"{name}: {r['active_units']}/{r['units']} active, {r['fraction_single_relation']:.2f} single-relation, "
               f"{r['fraction_one_block']:.2f} read one block")

@@ -34,6 +34,7 @@ from georecall.experiments.analysis import gating_selectivity, superposition_fit
 from georecall.experiments.config import TrainConfig
 from georecall.experiments.mechanism import mechanism
 from georecall.experiments.multi_instance import train_multi_instance
+from georecall.experiments.records import write_csv
 from georecall.experiments.train import train
 from georecall.experiments.transfer import transfer_experiment
 from georecall.theory.verify import verify_single_hop
@@ -113,10 +114,7 @@ def plot(rows: list[dict], path: str) -> None:
 
 
 def write_rows(rows: list[dict], out: str, machine: str) -> None:
-    with open(os.path.join(out, "runs.csv"), "w", newline="") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(os.path.join(out, "runs.csv"), rows)
     with open(os.path.join(out, "sweep.json"), "w") as handle:
         json.dump({"rows": rows, "machine": machine}, handle, indent=1)
 

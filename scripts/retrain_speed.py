@@ -28,6 +28,7 @@ import time
 from georecall.experiments.analysis import superposition_fit
 from georecall.experiments.config import TrainConfig
 from georecall.experiments.multi_instance import train_multi_instance
+from georecall.experiments.records import write_csv
 from georecall.experiments.train import train
 from georecall.experiments.transfer import transfer_experiment
 from georecall.theory.verify import verify_single_hop
@@ -45,9 +46,9 @@ def measure(setting: dict, lrs: list[float], budget: int, eval_every: int) -> li
     weights, instance = run.weights(0), run.instances[0]
     exact = all(verify_single_hop(run.weights(m), run.instances[m]).exact_recall for m in range(M))
     fit = superposition_fit(weights, instance)
+    probe = config.replace(eval_every=eval_every)
     rows = []
     for lr in lrs:
-        probe = config.replace(eval_every=eval_every)
         transfer = transfer_experiment(weights, instance, probe, steps=budget, fit=fit, reinits=("fitted_map", "random"), lr=lr)
         scratch = train(probe.replace(steps=budget, lr=lr, instance_seed=SCRATCH_INSTANCE + config.seed))
         # The control: the same embedding-only training on untrained (randomly initialised) shared weights.
@@ -131,13 +132,6 @@ def plot(rows: list[dict], path: str) -> None:
     plt.close(fig)
 
 
-def write_csv(rows: list[dict], path: str) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", nargs="+", default=['{"d_model": 128, "M": 8}', '{"d_model": 128, "M": 1}'],
@@ -160,8 +154,8 @@ def main() -> int:
     rows = []
     for setting in args.settings:
         rows += measure(json.loads(setting), args.lrs, args.budget, args.eval_every)
-        write_csv(rows, os.path.join(args.out, "runs.csv"))  # after every setting: a stopped run keeps what it measured
-        write_csv(summarise(rows), os.path.join(args.out, "summary.csv"))
+        write_csv(os.path.join(args.out, "runs.csv"), rows)  # after every setting: a stopped run keeps what it measured
+        write_csv(os.path.join(args.out, "summary.csv"), summarise(rows))
     plot(rows, os.path.join(args.out, "retrain_speed.png"))
     print(f"wrote {args.out}/runs.csv, summary.csv, config.json, retrain_speed.png")
     return 0

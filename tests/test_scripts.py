@@ -35,7 +35,8 @@ def _row(setting, lr, fitted, random, scratch, untrained=None):
 def test_retrain_speed_compares_best_against_best():
     speed = load("retrain_speed")
     rows = [_row("a", 0.01, 200, None, 100), _row("a", 0.1, 90, 120, 40),  # scratch's best (40) beats embedding's (90)
-            _row("b", 0.01, None, 30, 60, 25), _row("b", 0.1, None, None, 50),  # ... but untrained shared weights (25) beat 30  # embedding's best 30 < scratch's best 50
+            # embedding's best (30) beats scratch's (50), but untrained shared weights (25) beat 30
+            _row("b", 0.01, None, 30, 60, 25), _row("b", 0.1, None, None, 50),
             _row("c", 0.01, None, None, 60),  # embedding-only never exact
             _row("d", 0.01, 80, None, None)]  # scratch never exact within the budget
     summary = {s["setting"]: s for s in speed.summarise(rows)}
