@@ -35,6 +35,9 @@ class TorchOps:
     def relu(self, x):
         return torch.clamp(x, min=0.0)
 
+    def maximum(self, x, y):
+        return torch.maximum(self._tensor(x), self._tensor(y))
+
     def where(self, mask, a, b):
         return torch.where(self._tensor(mask), self._tensor(a), self._tensor(b))
 

@@ -147,7 +147,8 @@ def make_parser() -> Parser:
     verify.add_argument("--seed", type=_positive_int("--seed"), default=0, help="seed of the query sample (default 0)")
     verify.add_argument("--path", choices=PATHS, default="auto",
                         help="auto (default: the certificate where it applies, else fast brute force, else the reference), "
-                             "certify, fast, reference or torch; details.path names the one that ran")
+                             "certify, fast, reference, torch, or exact (every query decided by ball arithmetic alone: the oracle, "
+                             "slow, for small files); details.path names the one that ran")
     verify.add_argument("--backend", choices=("numpy", "torch"), default="numpy", help="torch: the same as --path torch")
     verify.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="with --path torch: cpu (default) or cuda")
     verify.add_argument("--certify", action="store_true", help="the same as --path certify (docs/theorems/certificate.md)")

@@ -27,8 +27,8 @@ def _float64_margin(p: int) -> float:
 def test_theorem1_float64_remark_needs_d0_times_level_squared_below_2_to_53():
     assert _float64_margin(16) == 2.0  # the code caps p at 16: every quantity is an exact float64 integer
     assert _float64_margin(26) == 2.0
-    for p in (27, 28, 30):  # (2^p - 1)^2 > 2^53: the products round and the two codes tie
-        assert _float64_margin(p) == 0.0
+    for p in (27, 28, 30):  # (2^p - 1)^2 > 2^53: the products round, and the margin is no longer the exact 2
+        assert _float64_margin(p) != 2.0  # 0 (a tie) or 8, by the order the BLAS sums in (numpy 2.4: 0, 8, 0)
 
 
 def test_theorem2_code_length_is_the_least_that_keeps_collisions_below_delta():

@@ -23,6 +23,7 @@ from georecall.strategies import (
     near_tie_offsets,
     with_near_tie,
     with_overflow,
+    without_exactness_proof,
 )
 from georecall.theory import Instance
 from georecall.theory.certify import code_distance_lower_bound
@@ -123,8 +124,11 @@ def test_large_magnitude_codes_every_path_agrees_and_exact_is_confirmed(codes, s
 @settings(max_examples=10)
 @given(near_tie_offsets(), st.integers(0, 15), st.integers(0, 1))
 def test_margins_a_few_ulps_from_zero_are_decided_exactly(ulps, subject, relation):
+    """Without Lemma S8 (attention it cannot prove uniform), a margin of a few 2^-48 lies inside
+    the error bound: ball arithmetic decides it, every path alike."""
     instance = Instance.random(16, 2, 0)
     weights, _ = with_near_tie(build_construction("block", instance).weights, instance, ulps, subject, relation)
+    weights = without_exactness_proof(weights)
     reports = verify_all_paths(weights, instance, max_listed=64)
     assert len({classes(r) for r in reports.values()}) == 1
     for report in reports.values():

@@ -3,9 +3,12 @@
 ``BoundedForward(weights)(tokens)`` computes the same centers as ``theory.model.final_residual``
 (the same operations in the same order) and, beside them, a componentwise radius such that the
 exact real residual and every conforming float64 evaluation's residual lie within
-center +- radius. ``margins`` turns that into per-query margins with the radii of the answer's
-logit and of the largest rival logit. The same code runs on torch tensors through ``ops``
-(experiments.torch_verify), so every backend uses one set of rules.
+center +- radius, and a ``safe`` flag: this evaluation was finite and no conforming evaluation
+can overflow (every stage's magnitude product is in range, Lemma S1). ``margins`` turns that into
+per-query margins with the radii of the answer's logit and of the largest rival logit. Where
+Lemma S8 proves every stage exact (single-hop prompts of an integer construction) the radii are
+0. The same code runs on torch tensors through ``ops`` (experiments.torch_verify), so every
+backend uses one set of rules.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from georecall.theory.checks import InputError
 from georecall.theory.rounding import (
     NUMPY,
     attention_output_depth,
-    gamma,
-    logit_radius,
+    chain_underflow,
+    in_range,
+    magnitude,
     mlp_in_depth,
     mlp_out_depth,
     norm_up,
+    row_magnitude,
     score_depth,
     softmax_radius,
     stage_radius,
@@ -36,15 +41,15 @@ class MarginBatch:
 
     margins: float margin logit[answer] - max other logit; best_other: that rival's token;
     radius_target / radius_rival: radii (Lemma S4) of the answer's logit and an upper bound on
-    the radius of every rival logit; finite: False where any value of the query's computation
-    was NaN or infinite.
+    the radius of every rival logit; safe: False where a value of this evaluation was NaN or
+    infinite, or where some conforming evaluation could overflow (the exact oracle decides those).
     """
 
     margins: np.ndarray
     best_other: np.ndarray
     radius_target: np.ndarray
     radius_rival: np.ndarray
-    finite: np.ndarray
+    safe: np.ndarray
 
 
 def check_context(weights: TransformerWeights, seq_len: int) -> None:
@@ -58,28 +63,58 @@ def unembedding_support(weights: TransformerWeights) -> np.ndarray:
     return np.flatnonzero(np.any(weights.W_U != 0, axis=1))
 
 
+def is_single_hop(weights: TransformerWeights, tokens) -> bool:
+    """Every prompt is [subject, relation]: the prompts Lemma S8's analysis covers."""
+    tokens = to_numpy(tokens)
+    N, R = weights.meta.N, weights.meta.R
+    return tokens.ndim == 2 and tokens.shape[1] == 2 and bool(np.all(tokens[:, 0] < N) and np.all((tokens[:, 1] >= N) & (tokens[:, 1] < N + R)))
+
+
+class ExactSingleHop:
+    """Lemma S8 for a weights object, decided on first use (it reads every subject row once)."""
+
+    def __init__(self, weights: TransformerWeights):
+        self.weights, self._value = weights, None
+
+    def __bool__(self) -> bool:
+        if self._value is None:
+            from georecall.theory.exactness import single_hop_is_exact
+
+            self._value = single_hop_is_exact(self.weights)
+        return self._value
+
+
 class UnembeddingNorms:
-    """Column norms of W_U and |b_U|, upper-rounded, for Lemma S4's O(1)-per-logit radii."""
+    """Column norms of W_U and |b_U|, upper-rounded (Lemma S5), for Lemma S4's O(1)-per-logit radii."""
 
     def __init__(self, W_U: np.ndarray, b_U: np.ndarray, rows: np.ndarray | None = None):
         used = W_U if rows is None else W_U[rows]
-        self.column = np.sqrt(np.einsum("ij,ij->j", used, used)) * (1.0 + gamma(used.shape[0] + 2))  # norm_up of each column
+        self.column = norm_up(np.ascontiguousarray(used.T))
         self.bias = np.abs(b_U)
         self.column_max = float(self.column.max()) if self.column.size else 0.0
         self.bias_max = float(self.bias.max()) if self.bias.size else 0.0
 
     def radii(self, residual_radius_norm, residual_upper_norm, answers, d_model: int, any_evaluation: bool = False):
+        from georecall.theory.rounding import logit_radius
+
         target = logit_radius(residual_radius_norm, residual_upper_norm, self.column[answers], self.bias[answers], d_model, any_evaluation)
         rival = logit_radius(residual_radius_norm, residual_upper_norm, self.column_max, self.bias_max, d_model, any_evaluation)
         return target, rival
+
+    def logits_in_range(self, residual_upper_norm) -> np.ndarray:
+        """No intermediate of any logit overflows: |partial sums| <= ||x|| ||w_a|| + |b_a| (Cauchy-Schwarz)."""
+        return in_range(residual_upper_norm * self.column_max + self.bias_max)
 
 
 class BoundedForward:
     """Centers and radii of the final residual (and the margins) for any weights."""
 
     def __init__(self, weights: TransformerWeights, ops=NUMPY, convert=None):
+        with np.errstate(over="ignore"):  # an infinite magnitude product is a finding (out of range), not a warning
+            self._convert(weights, ops, convert or (lambda a: a))
+
+    def _convert(self, weights: TransformerWeights, ops, convert) -> None:
         self.weights, self.ops = weights, ops
-        convert = convert or (lambda a: a)
         self.W_E = convert(weights.W_E)
         self.W_pos = None if weights.W_pos is None else convert(weights.W_pos)
         self.blocks = []
@@ -90,20 +125,25 @@ class BoundedForward:
             arrays.update({f"abs_{k}": convert(np.abs(v)) for k, v in
                            {"W_Q": a.W_Q, "W_K": a.W_K, "W_V": a.W_V, "W_O": a.W_O, "W_in": m.W_in, "b_in": m.b_in,
                             "W_out": m.W_out, "b_out": m.b_out}.items()})
+            # Lemma S1's factor magnitudes, per head where the factor is per head
+            arrays.update(mu_QK=convert(magnitude(a.W_Q) * magnitude(a.W_K)), mu_VO=convert(magnitude(a.W_V) * magnitude(a.W_O, "last")),
+                          mu_in=float(magnitude(m.W_in, "last")), mu_out=float(magnitude(m.W_out, "last")),
+                          b_in_max=float(np.max(np.abs(m.b_in), initial=0.0)), b_out_max=float(np.max(np.abs(m.b_out), initial=0.0)))
             arrays.update(n_heads=a.n_heads, d_head=a.d_head, d_mlp=m.d_mlp)
             self.blocks.append(arrays)
         self.W_U, self.b_U = convert(weights.W_U), convert(weights.b_U)
         self.norms = UnembeddingNorms(weights.W_U, weights.b_U)
+        self.exact = ExactSingleHop(weights)
 
     def embed(self, tokens):
         check_context(self.weights, tokens.shape[1])
         x = self.W_E[tokens]
         if self.W_pos is None:
-            return x, x * 0.0  # stored values are exact
+            return x, x * 0.0, self.ops.all_finite(x, (1, 2))  # stored values are exact
         T = tokens.shape[1]
         upper = self.ops.abs(x) + self.ops.abs(self.W_pos[:T])
         x = x + self.W_pos[:T]
-        return x, stage_radius(upper, upper, 2, self.ops)
+        return x, stage_radius(upper, upper, 2, ops=self.ops), in_range(self.ops.amax(self.ops.amax(upper, -1), -1), self.ops)
 
     def attention(self, b: dict, x, rx, last_only: bool):
         ops, scale, d = self.ops, self.weights.meta.attn_scale, self.weights.d_model
@@ -119,10 +159,15 @@ class BoundedForward:
                                                ops.einsum("btd,hde->bhte", ux, b["abs_W_K"]))
         scores_center = abs(scale) * ops.einsum("bhqe,bhke->bhqk", ops.einsum("btd,hde->bhte", axq, b["abs_W_Q"]),
                                                 ops.einsum("btd,hde->bhte", ax, b["abs_W_K"]))
-        scores_radius = stage_radius(scores_upper, scores_center, score_depth(d, b["d_head"]), ops)
+        # Lemma S1 on the chain scale x_i W_Q W_K^T x_j^T: five factors, four product nodes
+        mu_x, mu_xq = row_magnitude(ux, ops), row_magnitude(uxq, ops)  # [b, T], [b, Tq]
+        G_scores = max(1.0, abs(scale)) * b["mu_QK"][None, :, None, None] * mu_xq[:, None, :, None] * mu_x[:, None, None, :]
+        underflow = chain_underflow(G_scores, 4, max(d, b["d_head"]))
+        scores_radius = stage_radius(scores_upper, scores_center, score_depth(d, b["d_head"]), underflow, ops)
         query_positions = np.arange(T - xq.shape[1], T)
         allowed = np.arange(T)[None, :] <= query_positions[:, None]
-        finite = ops.all_finite(scores, (1, 2, 3))
+        # masked keys are never computed by a conforming evaluation: only allowed scores count
+        safe = ops.all_finite(ops.where(allowed, scores, 0.0), (1, 2, 3)) & _all(in_range(ops.where(allowed, G_scores, 1.0), ops), ops)
         scores = ops.where(allowed, scores, -np.inf)
         scores = scores - ops.amax(scores, -1)[..., None]
         pattern = ops.exp(scores)
@@ -134,49 +179,69 @@ class BoundedForward:
         v_center = ops.einsum("btd,hde->bhte", ax, b["abs_W_V"])
         out_upper = uxq + ops.einsum("bhqe,hed->bqd", ops.einsum("bhqk,bhke->bhqe", pattern + pattern_radius, v_upper), b["abs_W_O"])
         out_center = axq + ops.einsum("bhqe,hed->bqd", ops.einsum("bhqk,bhke->bhqe", pattern, v_center), b["abs_W_O"])
+        # the chain A_i X W_V W_O per head: A first (its row sum), X inner, W_O last
+        mu_values = ops.maximum(ops.amax(mu_x, -1), ops.amax(ops.sum(ux, 1), -1) * (1.0 + 2.0**-40))  # [b]
+        G_heads = ops.maximum(ops.sum(pattern + pattern_radius, -1), 1.0) * b["mu_VO"][None, :, None] * mu_values[:, None, None]  # [b, h, q]
+        G_out = ops.sum(G_heads, 1)  # [b, q]
+        underflow = chain_underflow(G_out, 3, max(T, d, b["d_head"]))[..., None]
         depth = attention_output_depth(d, b["n_heads"], b["d_head"], T)
-        return xq + out, stage_radius(out_upper, out_center, depth, ops), finite
+        safe = safe & _all(in_range(mu_xq + G_out, ops), ops)
+        return xq + out, stage_radius(out_upper, out_center, depth, underflow, ops), safe
 
     def final_residual(self, tokens):
-        """(center, radius, finite) of the last position's residual: [batch, d_model] twice, [batch]."""
-        x, rx = self.embed(tokens)
-        finite = None
+        """(center, radius, safe) of the last position's residual: [batch, d_model] twice, [batch]."""
+        x, rx, safe = self.embed(tokens)
         last = len(self.blocks) - 1
         for layer, b in enumerate(self.blocks):
             x, rx, ok_attn = self.attention(b, x, rx, last_only=(layer == last))
             x, rx, ok_mlp = bounded_mlp(self.ops, b, x, rx, self.weights.d_model)
-            ok = ok_attn & ok_mlp
-            finite = ok if finite is None else finite & ok
+            safe = safe & ok_attn & ok_mlp
         x, rx = x[:, -1, :], rx[:, -1, :]
-        ok = self.ops.all_finite(x, (1,))
-        return x, rx, ok if finite is None else finite & ok
+        return x, rx, safe & self.ops.all_finite(x, (1,))
 
     def margins(self, tokens, answers) -> MarginBatch:
-        x, rx, finite = self.final_residual(tokens)
+        x, rx, safe = self.final_residual(tokens)
         logits = x @ self.W_U
         logits += self.b_U
-        return self.margin_batch(logits, x, rx, finite, answers)
+        return self.margin_batch(logits, x, rx, safe, answers, exact=is_single_hop(self.weights, tokens) and bool(self.exact))
 
-    def margin_batch(self, logits, x, rx, finite, answers) -> MarginBatch:
+    def margin_batch(self, logits, x, rx, safe, answers, exact: bool = False) -> MarginBatch:
         ops = self.ops
-        finite = finite & ops.all_finite(logits, (1,))
+        safe = to_numpy(safe & ops.all_finite(logits, (1,)))
         margins, best_other = answer_margins(logits, answers, ops)
-        target_radius, rival_radius = self.norms.radii(to_numpy(norm_up(rx, ops)), to_numpy(norm_up(ops.abs(x) + rx, ops)),
-                                                       to_numpy(answers), self.weights.d_model)
-        return MarginBatch(to_numpy(margins), to_numpy(best_other), target_radius, rival_radius, to_numpy(finite))
+        margins, best_other = to_numpy(margins), to_numpy(best_other)
+        if exact:  # Lemma S8: every conforming evaluation computes these logits exactly
+            zero = np.zeros(len(margins))
+            return MarginBatch(margins, best_other, zero, zero, np.ones(len(margins), dtype=bool))
+        upper = to_numpy(norm_up(ops.abs(x) + rx, ops))
+        target_radius, rival_radius = self.norms.radii(to_numpy(norm_up(rx, ops)), upper, to_numpy(answers), self.weights.d_model)
+        return MarginBatch(margins, best_other, target_radius, rival_radius, safe & self.norms.logits_in_range(upper))
+
+
+def _all(mask, ops):
+    """Per batch row: every entry of ``mask`` ([b, ...]) holds."""
+    if mask.ndim == 1:
+        return mask
+    return ops.all_finite(ops.where(mask, 0.0, np.inf), tuple(range(1, mask.ndim)))
 
 
 def bounded_mlp(ops, b: dict, x, rx, d_model: int):
     """x + ReLU(x W_in + b_in) W_out + b_out with its radius (Lemma S2: two multilinear stages, ReLU 1-Lipschitz)."""
     ax, ux = ops.abs(x), ops.abs(x) + rx
     pre = x @ b["W_in"] + b["b_in"]
-    pre_radius = stage_radius(ux @ b["abs_W_in"] + b["abs_b_in"], ax @ b["abs_W_in"] + b["abs_b_in"], mlp_in_depth(d_model), ops)
-    finite = ops.all_finite(pre, tuple(range(1, pre.ndim)))
+    G_in = row_magnitude(ux, ops) * b["mu_in"]
+    pre_radius = stage_radius(ux @ b["abs_W_in"] + b["abs_b_in"], ax @ b["abs_W_in"] + b["abs_b_in"], mlp_in_depth(d_model),
+                              chain_underflow(G_in, 1, d_model)[..., None], ops)
+    safe = ops.all_finite(pre, tuple(range(1, pre.ndim)))
     hidden = ops.relu(pre)
     out = x + (hidden @ b["W_out"] + b["b_out"])
-    upper = ux + ((ops.abs(hidden) + pre_radius) @ b["abs_W_out"] + b["abs_b_out"])
+    upper_hidden = ops.abs(hidden) + pre_radius
+    G_out = row_magnitude(upper_hidden, ops) * b["mu_out"]
+    upper = ux + (upper_hidden @ b["abs_W_out"] + b["abs_b_out"])
     center = ax + (ops.abs(hidden) @ b["abs_W_out"] + b["abs_b_out"])
-    return out, stage_radius(upper, center, mlp_out_depth(b["d_mlp"]), ops), finite
+    radius = stage_radius(upper, center, mlp_out_depth(b["d_mlp"]), chain_underflow(G_out, 1, b["d_mlp"])[..., None], ops)
+    in_bounds = in_range(G_in + b["b_in_max"], ops) & in_range(row_magnitude(ux, ops) + G_out + b["b_out_max"], ops)
+    return out, radius, safe & _all(in_bounds, ops)
 
 
 def answer_margins(logits, answers, ops=NUMPY):
@@ -200,4 +265,4 @@ def to_numpy(values):
     return np.asarray(values)
 
 
-__all__ = ["BoundedForward", "MarginBatch", "UnembeddingNorms", "answer_margins", "bounded_mlp", "check_context"]
+__all__ = ["BoundedForward", "MarginBatch", "UnembeddingNorms", "answer_margins", "bounded_mlp", "check_context", "is_single_hop"]

@@ -28,7 +28,7 @@ from georecall.theory.parallel import map_in_threads
 from georecall.theory.geometry import min_squared_distance
 from georecall.theory.instance import Instance
 from georecall.theory.queries import SingleHopQueries
-from georecall.theory.rounding import INFLATE, UNIT_ROUNDOFF, gamma, norm_up
+from georecall.theory.rounding import INFLATE, TINY, UNIT_ROUNDOFF, gamma, norm_up
 from georecall.theory.verify import DEFAULT_MEMORY_BUDGET_BYTES
 from georecall.theory.verdict import DEFAULT_MAX_EXACT, ROBUST, RecallReport, VerdictAccumulator
 from georecall.theory.weights import TransformerWeights
@@ -74,6 +74,8 @@ def code_distance_lower_bound(codes: np.ndarray) -> float:
         return 0.0
     if N <= EXACT_DISTANCE_MAX_N:
         squared = min_squared_distance(codes) * (1.0 - gamma(d + 3))
+        if not squared >= 2.0**-900:  # squares near the underflow range may round up: claim nothing
+            return 0.0
         return float(np.sqrt(squared) * (1.0 - 4.0 * UNIT_ROUNDOFF))
     gaps = [np.diff(np.unique(column)).min() for column in codes.T if len(np.unique(column)) > 1]
     return float(min(gaps) * (1.0 - 4.0 * UNIT_ROUNDOFF))
@@ -90,7 +92,7 @@ def _has_duplicate_rows(codes: np.ndarray) -> bool:
 def bias_gap_bound(codes: np.ndarray, b_U: np.ndarray) -> float:
     """A proven B >= max_a |b_a + ||w_a||^2 / 2| (the nearest-code identity's defect)."""
     squares = np.einsum("ij,ij->i", codes, codes)
-    defect = np.abs(b_U + 0.5 * squares) * (1.0 + 4.0 * UNIT_ROUNDOFF) + squares * gamma(codes.shape[1] + 3)
+    defect = np.abs(b_U + 0.5 * squares) * (1.0 + 4.0 * UNIT_ROUNDOFF) + squares * gamma(codes.shape[1] + 3) + TINY  # TINY: underflowed squares
     return float(defect.max() * INFLATE) if len(defect) else 0.0
 
 
@@ -108,7 +110,7 @@ def nearest_code_structure(weights: TransformerWeights) -> NearestCode | None:
         if not bias < 0.125 * first_pair * (1.0 + gamma(codes.shape[1] + 3)):
             return None
     distance = code_distance_lower_bound(codes)
-    if not (distance > 0 and bias < 0.125 * distance**2):
+    if not (0 < distance < np.inf and bias < 0.125 * distance**2):
         return None
     return NearestCode(support, codes, distance, bias, folds)
 
@@ -149,16 +151,20 @@ def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memor
             begin, end = int(subjects[0]) * R, (int(subjects[-1]) + 1) * R
             return _residual_rows(weights, queries, subjects, begin, end, scan, bounded, structure.support)
 
-        for subjects, (center, radius, upper, finite) in zip(chunks, map_in_threads(chunk_rows, chunks)):
+        exact = scan.sides.exact if one_layer else False
+        for subjects, (center, radius, upper, safe) in zip(chunks, map_in_threads(chunk_rows, chunks)):
             begin, end = int(subjects[0]) * R, (int(subjects[-1]) + 1) * R
             answers = instance.facts.T[subjects].reshape(-1)
             read, read_radius = folded(center, radius, structure.folds)
             diff = read - structure.codes[answers]
-            r = (np.sqrt(np.einsum("ij,ij->i", diff, diff)) * (1.0 + gamma(diff.shape[1] + 3)) + read_radius) * INFLATE
+            r = (norm_up(diff) + read_radius) * INFLATE
             bound = 0.5 * D * D - D * r - 2.0 * B
             bound -= 8.0 * UNIT_ROUNDOFF * (0.5 * D * D + D * r + 2.0 * B)
-            e_target, e_rival = norms.radii(radius, upper, answers, weights.d_model, any_evaluation=True)
-            robust = finite & (r < 0.5 * D) & (bound > (e_target + e_rival) * INFLATE)
+            if exact:  # Lemma S8: every conforming evaluation computes the exact logits
+                e_target = e_rival = 0.0
+            else:
+                e_target, e_rival = norms.radii(radius, upper, answers, weights.d_model, any_evaluation=True)
+            robust = safe & norms.logits_in_range(upper) & (r < 0.5 * D) & (bound > (e_target + e_rival) * INFLATE)
             lower[begin:end] = np.where(robust, bound, -np.inf)
     certified = np.flatnonzero(lower > -np.inf)
     accumulator.set_status(certified, ROBUST, np.full(len(certified), np.inf))  # margins: brute-forced ones only
@@ -192,7 +198,7 @@ def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memor
         indices = np.sort(open_)
         batch = brute_force(indices)
         checked[indices] = True
-        margins = np.where(batch.finite, np.nan_to_num(batch.margins, nan=-np.inf), -np.inf)
+        margins = np.nan_to_num(batch.margins, nan=-np.inf)
         accumulator.margin[indices] = margins
         best = min(best, float(margins.min()))
     report = accumulator.report("single_hop", total, True, chunk_size=chunk,
@@ -207,13 +213,13 @@ def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memor
 
 
 def _residual_rows(weights, queries, subjects, begin, end, scan, bounded, support):
-    """(center on the support, radius norm, upper norm, finite) of the queries of ``subjects``."""
+    """(center on the support, radius norm, upper norm, safe) of the queries of ``subjects``."""
     if scan is not None:
         rows = scan.rows(subjects)
-        return rows.center, rows.radius_norm, rows.upper_norm, rows.finite
-    x, rx, finite = bounded.final_residual(queries.take(np.arange(begin, end)).tokens)
+        return rows.center, rows.radius_norm, rows.upper_norm, rows.safe
+    x, rx, safe = bounded.final_residual(queries.take(np.arange(begin, end)).tokens)
     x, rx = x[:, support], rx[:, support]
-    return x, norm_up(rx), norm_up(np.abs(x) + rx), finite
+    return x, norm_up(rx), norm_up(np.abs(x) + rx), safe
 
 
 def _distance_or_none(weights: TransformerWeights) -> float | None:

@@ -1,77 +1,44 @@
-"""Re-deciding a query exactly: ball arithmetic (Arb, through python-flint) on the stored weights.
+"""The exact oracle: a query's class decided on the stored weights (docs/theorems/soundness.md, Theorem S6).
 
-The weights file defines a function in exact real arithmetic (docs/FORMAT.md §6). A query whose
-float64 margin lies inside its error bound is not guessed: ``ExactDecider.decide`` evaluates its
-margins against every rival that float64 could not rule out, as Arb balls at rising precision
-(128, 512, 2048 bits). A ball wholly above 0 proves the margin positive; wholly below, negative;
-an exact zero is a tie (not correct). If a ball still straddles 0 and no exp in the computation
-had a non-zero argument (every attention row was uniform), the computation is rational and is
-redone exactly in fmpq, which decides ties. Otherwise the query stays unproven.
-docs/theorems/soundness.md, Theorem S6.
+``ExactDecider.oracle(tokens, answer)`` runs the §3 forward pass in ball arithmetic with the
+radius of every conforming float64 evaluation (theory.balls) at 128, 512, 2048 and 8192 bits:
+
+    every conforming evaluation overflows (a stage output beyond the largest float)  -> failure
+    some rival's exact margin is <= 0 (a ball wholly <= 0, or exactly 0)             -> failure
+    every exact margin > 0:   no evaluation may overflow and every margin exceeds
+                              the radii E of both logits                             -> robust
+                              otherwise                                              -> fragile
+    a margin ball still straddles 0 at 8192 bits: rational re-evaluation (fmpq) when no
+    exp had a non-zero argument, else                                                -> unproven
+
+``decide_many`` first tries the bounded reference's per-rival float64 test (Lemma S4 with each
+column's own norm) on safe queries, which settles most of them at a fraction of the cost;
+``path="exact"`` in theory.verify skips it, so that every verdict comes from the oracle.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from georecall.theory.bounded import BoundedForward
-from georecall.theory.rounding import INFLATE, logit_radius, norm_up
+from georecall.theory.balls import BallForward
+from georecall.theory.bounded import BoundedForward, is_single_hop
+from georecall.theory.rounding import INFLATE, TINY, gamma, logit_depth, logit_radius, norm_up
 from georecall.theory.verdict import FAILURE, FRAGILE, ROBUST, UNPROVEN
 from georecall.theory.weights import TransformerWeights
 
-PRECISIONS = (128, 512, 2048)
+PRECISIONS = (128, 512, 2048, 8192)
+ALL_RIVALS_LIMIT = 2**22  # N d below it: every rival's logit in balls; above it, float64 screening first
 
 
-class _Transcendental(Exception):
-    """The exact computation needs exp of a non-zero number: it is not rational."""
-
-
-class _Ring:
-    """Scalars and matrices of one number system (Arb balls or exact rationals)."""
-
-    def __init__(self, kind: str):
-        import flint
-
-        self.flint, self.kind = flint, kind
-        if kind == "arb":
-            self.scalar = flint.arb
-            self.matrix_type = flint.arb_mat
-        else:
-            self.scalar = lambda v: flint.fmpq(*float(v).as_integer_ratio())
-            self.matrix_type = flint.fmpq_mat
-        self.cache: dict = {}
-
-    def matrix(self, key, array: np.ndarray):
-        if key not in self.cache:
-            array = np.atleast_2d(array)
-            rows = array.tolist() if self.kind == "arb" else [[self.scalar(v) for v in row] for row in array.tolist()]
-            self.cache[key] = self.matrix_type(rows)
-        return self.cache[key]
-
-    def row(self, values: np.ndarray):
-        return self.matrix_type([[self.scalar(v) for v in np.asarray(values, dtype=np.float64).tolist()]])
-
-    def exp(self, value):
-        if self.kind == "arb":
-            return value.exp()
-        if value != 0:
-            raise _Transcendental
-        return self.flint.fmpq(1)
-
-    def relu(self, value):
-        if self.kind == "arb":
-            return value.nonnegative_part()
-        return value if value > 0 else self.flint.fmpq(0)
-
-    def sign(self, value) -> int | None:
-        """+1, -1, 0 (exactly zero), or None (undecided)."""
-        if value > 0:
-            return 1
-        if value < 0:
-            return -1
-        if self.kind == "fmpq" or (value.is_exact() and value.is_zero()):
-            return 0
-        return None
+def _sign(ball) -> int | None:
+    """+1, -1, 0 (exactly zero), or None (the ball straddles 0)."""
+    if ball > 0:
+        return 1
+    if ball < 0:
+        return -1
+    if ball.is_exact() and ball.is_zero():
+        return 0
+    return None
 
 
 class ExactDecider:
@@ -79,8 +46,8 @@ class ExactDecider:
 
     def __init__(self, weights: TransformerWeights, precisions=PRECISIONS):
         self.weights, self.precisions = weights, precisions
-        self._bounded = None  # built on the first decision: most verifications never need one
-        self.rings = {"arb": _Ring("arb"), "fmpq": _Ring("fmpq")}
+        self._bounded = None  # built on first use: most verifications never need one
+        self._balls = None
 
     @property
     def bounded(self) -> BoundedForward:
@@ -88,116 +55,182 @@ class ExactDecider:
             self._bounded = BoundedForward(self.weights)
         return self._bounded
 
+    @property
+    def balls(self) -> BallForward:
+        if self._balls is None:
+            self._balls = BallForward(self.weights)
+        return self._balls
+
     def decide(self, tokens: np.ndarray, answer: int) -> int:
         return int(self.decide_many(np.asarray(tokens)[None, :], np.array([answer]))[0])
 
-    def decide_many(self, tokens: np.ndarray, answers: np.ndarray, batch: int = 1024) -> np.ndarray:
-        """Classes for several queries: the per-rival float64 test (Lemma S4 with each column's own
-        norm) on the bounded reference, vectorised; ball arithmetic only for what it leaves open."""
+    def decide_many(self, tokens: np.ndarray, answers: np.ndarray, batch: int = 1024, prefilter: bool = True) -> np.ndarray:
+        """Classes for several queries: the per-rival float64 test where it settles them, the oracle for the rest."""
         tokens = np.asarray(tokens, dtype=np.int64)
         answers = np.asarray(answers, dtype=np.int64)
-        result = np.empty(len(answers), dtype=np.int8)
+        result = np.full(len(answers), -1, dtype=np.int8)
         for begin in range(0, len(answers), batch):
             rows = slice(begin, begin + batch)
-            result[rows] = self._decide_batch(tokens[rows], answers[rows])
+            if prefilter:
+                classes, open_rivals = self._float_test(tokens[rows], answers[rows])
+            else:
+                classes, open_rivals = result[rows], [None] * len(result[rows])
+            for i in np.flatnonzero(classes < 0):
+                classes[i] = self.oracle(tokens[begin + i], int(answers[begin + i]), open_rivals[i])
+            result[rows] = classes
         return result
 
-    def _decide_batch(self, tokens: np.ndarray, answers: np.ndarray) -> np.ndarray:
-        x, rx, finite = self.bounded.final_residual(tokens)
+    def _float_test(self, tokens: np.ndarray, answers: np.ndarray):
+        """(classes, open rivals): ROBUST where every rival is ruled out by its own logit radius,
+        FAILURE where one provably wins, -1 elsewhere; safe queries only (Theorem S5 per rival).
+        A rival ruled out here is beaten by the answer in exact arithmetic and in every conforming
+        evaluation, so the oracle needs only the open ones (all of them for an unsafe query)."""
+        bounded = self.bounded
+        x, rx, safe = bounded.final_residual(tokens)
         logits = x @ self.weights.W_U + self.weights.b_U
-        finite = finite & np.all(np.isfinite(logits), axis=1)
-        norms = self.bounded.norms
-        radius = logit_radius(norm_up(rx)[:, None], norm_up(np.abs(x) + rx)[:, None], norms.column[None, :], norms.bias[None, :],
-                              self.weights.d_model)
+        upper = norm_up(np.abs(x) + rx)
+        safe = safe & np.all(np.isfinite(logits), axis=1) & bounded.norms.logits_in_range(upper)
+        norms = bounded.norms
+        if is_single_hop(self.weights, tokens) and bool(bounded.exact):
+            radius = np.zeros_like(logits)  # Lemma S8
+        else:
+            radius = logit_radius(norm_up(rx)[:, None], upper[:, None], norms.column[None, :], norms.bias[None, :], self.weights.d_model)
         rows = np.arange(len(answers))
         gap = logits[rows, answers][:, None] - logits
         bound = (radius[rows, answers][:, None] + radius) * INFLATE
-        gap[rows, answers] = np.inf
+        rival = np.ones_like(gap, dtype=bool)
+        rival[rows, answers] = False
         classes = np.full(len(answers), -1, dtype=np.int8)
-        classes[np.all(gap > bound, axis=1)] = ROBUST
-        classes[np.any(gap < -bound, axis=1)] = FAILURE
-        classes[~finite] = FAILURE
-        for i in np.flatnonzero(classes < 0):
-            classes[i] = self._decide_exactly(tokens[i], int(answers[i]), np.flatnonzero(~(gap[i] > bound[i])))
-        return classes
+        closed = (gap > bound) | ~rival
+        classes[np.all(closed, axis=1)] = ROBUST
+        classes[np.any((gap < -bound) & rival, axis=1)] = FAILURE
+        classes[~safe] = -1
+        open_rivals = [np.flatnonzero(~closed[i]) if safe[i] else None for i in range(len(answers))]
+        return classes, open_rivals
 
-    def _decide_exactly(self, tokens: np.ndarray, answer: int, rivals: np.ndarray) -> int:
-        for prec in self.precisions:
-            signs = self._signs("arb", prec, tokens, answer, rivals)
-            if any(s is not None and s <= 0 for s in signs):
-                return FAILURE
-            if all(s == 1 for s in signs):
-                return FRAGILE
-        try:
-            signs = self._signs("fmpq", 0, tokens, answer, rivals)
-        except _Transcendental:
-            return UNPROVEN
-        return FRAGILE if all(s == 1 for s in signs) else FAILURE
+    # ---- the oracle -----------------------------------------------------------------------
+    def oracle(self, tokens: np.ndarray, answer: int, rivals: np.ndarray | None = None) -> int:
+        """The class of one query, from ball arithmetic on the stored weights (Theorem S6).
+        ``rivals``: the only rivals not already ruled out (default: every one)."""
+        return self.oracle_with_pass(tokens, answer, rivals)[0]
 
-    def _signs(self, kind: str, prec: int, tokens: np.ndarray, answer: int, rivals: np.ndarray) -> list:
-        ring = self.rings[kind]
-        ctx = ring.flint.ctx
-        saved = ctx.prec
-        if prec:
-            ctx.prec = prec
-        try:
-            x = self._final_residual(ring, tokens)
-            W_U, b_U = self.weights.W_U, self.weights.b_U
-            target = ring.matrix(("W_U", answer), W_U[:, answer][:, None])
-            signs = []
-            for a in rivals:
-                column = ring.matrix(("W_U", int(a)), W_U[:, a][:, None])
-                margin = (x * (target - column))[0, 0] + (ring.scalar(b_U[answer]) - ring.scalar(b_U[a]))
-                signs.append(ring.sign(margin))
-                if signs[-1] is not None and signs[-1] <= 0:
-                    break
-            return signs
-        finally:
-            ctx.prec = saved
+    def oracle_with_pass(self, tokens: np.ndarray, answer: int, rivals: np.ndarray | None = None):
+        """(class, the last ball pass) of one query."""
+        tokens = np.asarray(tokens, dtype=np.int64)
+        exact = is_single_hop(self.weights, tokens[None, :]) and bool(self.bounded.exact)
+        select = self._rival_selector(answer, exact) if rivals is None else (lambda x, Ex: rivals)
+        ball = None
+        for precision in self.precisions:
+            ball = self.balls.run(tokens, answer, precision, exact, select)
+            verdict = self._classify(ball, final=precision == self.precisions[-1])
+            if verdict is not None:
+                return verdict, ball
+        if not ball.transcendental:
+            return self._rational(tokens, answer, ball, rivals), ball
+        return UNPROVEN, ball
 
-    def _final_residual(self, ring: _Ring, tokens: np.ndarray):
+    def _classify(self, ball, final: bool):
+        if ball.must_overflow:
+            return FAILURE
+        margins = [ball.target - r for r in ball.rivals]
+        signs = [_sign(m) for m in margins]
+        if any(s is not None and s <= 0 for s in signs):
+            return FAILURE
+        if not all(s == 1 for s in signs):
+            return None
+        return self._robustness(margins, ball, final)
+
+    @staticmethod
+    def _robustness(margins, ball, final: bool):
+        """A correct query: robust when no evaluation may overflow and each margin beats both radii."""
+        if ball.may_overflow:
+            return FRAGILE
+        slack = [m - ball.target_radius - r for m, r in zip(margins, ball.rival_radii)]
+        if all(s > 0 for s in slack):
+            return ROBUST
+        if final or any(s <= 0 for s in slack):
+            return FRAGILE
+        return None
+
+    def _rival_selector(self, answer: int, exact: bool):
+        """Every rival when N d is small; else the rivals a float64 screen with rigorous radii
+        cannot rule out (correct and robust against them) from the ball residual."""
         w = self.weights
-        xs = [ring.row(w.W_E[t] + 0.0) if w.W_pos is None else ring.row(w.W_E[t]) + ring.row(w.W_pos[i]) for i, t in enumerate(tokens)]
-        scale = ring.scalar(w.meta.attn_scale)
-        last = w.n_layers - 1
-        for layer, block in enumerate(w.blocks):
-            a, m = block.attn, block.mlp
-            heads = [tuple(ring.matrix((layer, name, h), getattr(a, name)[h]) for name in ("W_Q", "W_K", "W_V", "W_O"))
-                     for h in range(a.n_heads)]
-            keys = [[x * WK for x in xs] for (_, WK, _, _) in heads]
-            values = [[x * WV for x in xs] for (_, _, WV, _) in heads]
-            positions = [len(xs) - 1] if layer == last else range(len(xs))
-            mixed_rows = []
-            for i in positions:
-                out = xs[i]
-                for h, (WQ, _, _, WO) in enumerate(heads):
-                    q = xs[i] * WQ
-                    scores = [scale * (q * keys[h][j].transpose())[0, 0] for j in range(i + 1)]
-                    weights = self._softmax(ring, scores)
-                    mix = values[h][0] * weights[0]
-                    for j in range(1, i + 1):
-                        mix = mix + values[h][j] * weights[j]
-                    out = out + mix * WO
-                mixed_rows.append(out)
-            W_in, b_in = ring.matrix((layer, "W_in"), m.W_in), ring.matrix((layer, "b_in"), m.b_in[None, :])
-            W_out, b_out = ring.matrix((layer, "W_out"), m.W_out), ring.matrix((layer, "b_out"), m.b_out[None, :])
-            xs = []
-            for z in mixed_rows:
-                pre = z * W_in + b_in
-                hidden = ring.matrix_type([[ring.relu(pre[0, c]) for c in range(pre.ncols())]])
-                xs.append(z + (hidden * W_out + b_out))
-        return xs[-1]
+        others = np.delete(np.arange(w.meta.d_vocab_out), answer)
+        if w.meta.d_vocab_out * w.d_model <= ALL_RIVALS_LIMIT:
+            return lambda x, Ex: others
+        norms = self.bounded.norms
 
-    def _softmax(self, ring: _Ring, scores: list) -> list:
-        if ring.kind == "arb":
-            # Shifting by a constant does not change the softmax; the float max keeps exp small.
-            mids = [float(s.mid()) for s in scores]
-            finite = [m for m in mids if np.isfinite(m)]
-            shift = ring.scalar(max(finite) if finite else 0.0)
-        else:
-            shift = max(scores)
-        exps = [ring.exp(s - shift) for s in scores]
-        total = exps[0]
-        for e in exps[1:]:
-            total = total + e
-        return [e / total for e in exps]
+        def select(x, Ex) -> np.ndarray:
+            center = np.array([float(v.mid()) for v in x.entries()])
+            distance = np.array([float((v - c).abs_upper()) for v, c in zip(x.entries(), center)]) * INFLATE + TINY
+            spread = np.array([float(r) for r in Ex.entries()]) * INFLATE
+            if not (np.all(np.isfinite(center)) and np.all(np.isfinite(distance)) and np.all(np.isfinite(spread))):
+                return others
+            logits = center @ w.W_U + w.b_U
+            r, e = norm_up(distance[None, :])[0], norm_up(spread[None, :])[0]
+            g = norm_up((np.abs(center) + distance + spread)[None, :])[0]
+            # |exact logit - float logit| (Lemma S4 about the center) and |evaluation - exact| (norm form)
+            rho = logit_radius(r, g, norms.column, norms.bias, w.d_model)
+            reach = 0.0 if exact else e * norms.column * INFLATE + 8.0 * gamma(logit_depth(w.d_model)) * (g * norms.column + norms.bias) + TINY
+            slack = (logits[answer] - logits) - (rho[answer] + rho + reach[answer] + reach) * INFLATE if not exact else \
+                (logits[answer] - logits) - (rho[answer] + rho) * INFLATE
+            open_ = others[~(slack[others] > 0)]
+            return open_
+
+        return select
+
+    def _rational(self, tokens: np.ndarray, answer: int, ball, rivals: np.ndarray | None) -> int:
+        """Exact rational margins when every exp argument was 0 (uniform attention): decides ties."""
+        from georecall.theory.rationals import NotRational, rational_logits
+
+        rivals = np.delete(np.arange(self.weights.meta.d_vocab_out), answer) if rivals is None else rivals
+        try:
+            logits = rational_logits(self.weights, tokens)
+        except NotRational:
+            return UNPROVEN
+        margins = [logits[answer] - logits[a] for a in rivals]
+        if any(m <= 0 for m in margins):
+            return FAILURE
+        if ball.may_overflow:
+            return FRAGILE
+        import flint
+
+        radii = dict(zip(ball.rival_tokens, ball.rival_radii))
+        saved = flint.ctx.prec
+        flint.ctx.prec = self.precisions[-1]
+        try:
+            for a, m in zip(rivals, margins):
+                r = radii.get(int(a))
+                if r is None or not flint.arb(m) - ball.target_radius - r > 0:
+                    return FRAGILE
+        finally:
+            flint.ctx.prec = saved
+        return ROBUST
+
+
+class OracleForward:
+    """The exact path: every query's class from the oracle alone (no float64 test), with the
+    margins and radii of its ball pass for the report (theory.verify, ``path="exact"``)."""
+
+    path = "exact"
+
+    def __init__(self, weights: TransformerWeights):
+        self.decider = ExactDecider(weights)
+
+    def classes(self, tokens: np.ndarray, answers: np.ndarray):
+        """(MarginBatch, classes) of a batch of queries."""
+        from georecall.theory.bounded import MarginBatch
+
+        n = len(answers)
+        margins, bounds, best, safe = np.empty(n), np.empty(n), np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
+        classes = np.empty(n, dtype=np.int8)
+        for i in range(n):
+            classes[i], ball = self.decider.oracle_with_pass(tokens[i], int(answers[i]))
+            gaps = [float((ball.target - r).mid()) for r in ball.rivals]
+            k = int(np.argmin(gaps)) if gaps else 0
+            margins[i] = gaps[k] if gaps else np.inf
+            best[i] = ball.rival_tokens[k] if gaps else 0
+            bounds[i] = float((ball.target_radius + (ball.rival_radii[k] if gaps else 0)).upper().mid())
+            safe[i] = not ball.may_overflow
+        return MarginBatch(margins, best, bounds, np.zeros(n), safe), classes

@@ -19,15 +19,19 @@ from scipy.linalg import blas
 from georecall.theory.checks import InputError
 from georecall.theory.parallel import map_in_threads
 from georecall.theory.rounding import overflow_is_a_verdict
-from georecall.theory.bounded import MarginBatch, UnembeddingNorms, check_context, unembedding_support
+from georecall.theory.bounded import ExactSingleHop, MarginBatch, UnembeddingNorms, check_context, unembedding_support
 from georecall.theory.rounding import (
     INFLATE,
     TINY,
     attention_output_depth,
+    chain_underflow,
     gamma,
+    in_range,
+    magnitude,
     mlp_in_depth,
     mlp_out_depth,
     norm_up,
+    row_magnitude,
     score_depth,
     softmax_radius,
     stage_radius,
@@ -43,12 +47,13 @@ COLUMN_BLOCK = 2048  # attributes per logits block
 @dataclass
 class BoundedRows:
     """Residual rows on some columns with norm bounds: ||exact - center|| <= radius_norm (and the
-    same for every conforming evaluation); upper_norm >= || |center| + radius ||."""
+    same for every conforming evaluation); upper_norm >= || |center| + radius ||; safe: finite
+    here and no conforming evaluation can overflow (Lemma S1's envelope, on every column)."""
 
     center: np.ndarray
     radius_norm: np.ndarray
     upper_norm: np.ndarray
-    finite: np.ndarray
+    safe: np.ndarray
 
 
 class SingleHopSides:
@@ -63,6 +68,8 @@ class SingleHopSides:
         self.columns = np.arange(d) if columns is None else np.asarray(columns)
         cols = self.columns
         attn, mlp = weights.blocks[0].attn, weights.blocks[0].mlp
+        H = attn.n_heads
+        self.exact = bool(ExactSingleHop(weights))  # Lemma S8: every radius 0, nothing below needed
         x1 = weights.W_E[N : N + R]
         self.pos = None if weights.W_pos is None else weights.W_pos[:2]
         if self.pos is not None:
@@ -70,46 +77,65 @@ class SingleHopSides:
         else:
             self.r1 = np.zeros_like(x1)
         self.x1_cols = x1[:, cols]
-        self.q1 = [x1 @ attn.W_Q[h] for h in range(attn.n_heads)]
-        self.k1 = [x1 @ attn.W_K[h] for h in range(attn.n_heads)]
-        out1 = [(x1 @ attn.W_V[h]) @ attn.W_O[h] for h in range(attn.n_heads)]
+        self.q1 = [x1 @ attn.W_Q[h] for h in range(H)]
+        self.k1 = [x1 @ attn.W_K[h] for h in range(H)]
+        out1 = [(x1 @ attn.W_V[h]) @ attn.W_O[h] for h in range(H)]
         self.out1_cols = [o[:, cols] for o in out1]
         self.out1_W_in = [o @ mlp.W_in for o in out1]  # [R, d_mlp]: the relation side of the MLP input
         self.x1_W_in = x1 @ mlp.W_in + mlp.b_in
-        upper1 = np.abs(x1) + self.r1
-        self.q1_up = [upper1 @ np.abs(attn.W_Q[h]) for h in range(attn.n_heads)]
-        self.q1_c = [np.abs(x1) @ np.abs(attn.W_Q[h]) for h in range(attn.n_heads)]
-        self.k1_up = [upper1 @ np.abs(attn.W_K[h]) for h in range(attn.n_heads)]
-        self.k1_c = [np.abs(x1) @ np.abs(attn.W_K[h]) for h in range(attn.n_heads)]
-        self.out1_up = [norm_up(_value_twin(upper1, attn, h)) for h in range(attn.n_heads)]
-        self.out1_pert = [norm_up(_value_twin(self.r1, attn, h)) for h in range(attn.n_heads)]
-        self.x1_up_norm = norm_up(upper1)
-        self.r1_norm = norm_up(self.r1)
         # The subject side, reassociated (Lemma S7): x_0 (W_K q_1^T), x_0 (W_V W_O W_in), x_0 (W_V W_O)[:, cols]
-        H = attn.n_heads
         self.key_query = [attn.W_K[h] @ self.q1[h].T for h in range(H)]  # [d, R]
-        self.key_query_up = [np.abs(attn.W_K[h]) @ self.q1_up[h].T * (1 + gamma(d + attn.d_head + 2)) for h in range(H)]
-        self.key_query_c = [np.abs(attn.W_K[h]) @ self.q1_c[h].T for h in range(H)]
         value_out = [attn.W_V[h] @ attn.W_O[h] for h in range(H)]
         self.value_in = [v @ mlp.W_in for v in value_out]  # [d, d_mlp]
         self.value_cols = [v[:, cols] for v in value_out]  # [d, k]
+        self.W_out_cols = np.ascontiguousarray(mlp.W_out[:, cols])
+        self.W_out_cols_T = np.ascontiguousarray(self.W_out_cols.T)
+        self.b_out_cols = mlp.b_out[cols]
+        if not self.exact:
+            self._radius_terms(weights, x1)
+
+    def _radius_terms(self, weights: TransformerWeights, x1: np.ndarray) -> None:
+        """The magnitude twins, norms and Lemma S1 magnitudes the radii need (Lemma S7)."""
+        d = weights.d_model
+        attn, mlp = weights.blocks[0].attn, weights.blocks[0].mlp
+        H = attn.n_heads
+        upper1 = np.abs(x1) + self.r1
+        self.q1_up = [upper1 @ np.abs(attn.W_Q[h]) for h in range(H)]
+        self.q1_c = [np.abs(x1) @ np.abs(attn.W_Q[h]) for h in range(H)]
+        self.k1_up = [upper1 @ np.abs(attn.W_K[h]) for h in range(H)]
+        self.k1_c = [np.abs(x1) @ np.abs(attn.W_K[h]) for h in range(H)]
+        self.out1_up = [norm_up(_value_twin(upper1, attn, h)) for h in range(H)]
+        self.out1_pert = [norm_up(_value_twin(self.r1, attn, h)) for h in range(H)]
+        self.x1_up_norm = norm_up(upper1)
+        self.r1_norm = norm_up(self.r1)
+        self.key_query_up = [np.abs(attn.W_K[h]) @ self.q1_up[h].T * (1 + gamma(d + attn.d_head + 2)) for h in range(H)]
+        self.key_query_c = [np.abs(attn.W_K[h]) @ self.q1_c[h].T for h in range(H)]
         # ||(|x| |W_V|)|W_O| || <= ||x|| || |W_V||W_O| ||_F (Cauchy-Schwarz row by row)
-        self.value_twin_norm = [float(np.sqrt(np.sum(((np.abs(attn.W_V[h]) @ np.abs(attn.W_O[h])) * (1 + gamma(d + attn.d_head + 2))) ** 2)))
-                                * (1 + gamma(d * d + 2)) for h in range(H)]
+        self.value_twin_norm = [float(norm_up((_value_twin(np.eye(d), attn, h)).reshape(1, -1))[0]) for h in range(H)]
         # Lemma S7: the attention stage and the MLP input form one multilinear stage (depth of both)
         self.attn_depth = attention_output_depth(d, attn.n_heads, attn.d_head, 2)
         self.pre_depth = self.attn_depth + mlp_in_depth(d)
         self.W_in_norms = UnembeddingNorms(mlp.W_in, mlp.b_in)
-        self.W_out_cols = np.ascontiguousarray(mlp.W_out[:, cols])
-        self.W_out_cols_T = np.ascontiguousarray(self.W_out_cols.T)
         abs_W_out_cols = np.abs(self.W_out_cols)
-        self.b_out_cols = mlp.b_out[cols]
-        # rho_pre[q, c] = alpha_q n_c + beta_c, so rho_pre |W_out| = alpha_q (n |W_out|) + beta |W_out|
+        # rho_pre[q, c] = alpha_q n_c + beta_c + underflow_q, so rho_pre |W_out| costs three vectors
         self.n_abs_W_out = self.W_in_norms.column @ abs_W_out_cols * (1 + gamma(mlp.d_mlp + 2))
         beta = 8.0 * gamma(self.pre_depth) * self.W_in_norms.bias + TINY
         self.beta_abs_W_out = beta @ abs_W_out_cols * (1 + gamma(mlp.d_mlp + 2))
-        self.W_out_frobenius = float(np.sqrt(np.sum(self.W_out_cols**2))) * (1 + gamma(self.W_out_cols.size + 2))
+        self.beta_norm = float(norm_up(beta[None, :])[0])
+        self.ones_abs_W_out = abs_W_out_cols.sum(axis=0) * (1 + gamma(mlp.d_mlp + 2))
+        self.W_in_column_norm = float(norm_up(self.W_in_norms.column[None, :])[0])
+        self.W_out_frobenius = float(norm_up(self.W_out_cols.reshape(1, -1))[0])
         self.b_out_norm = float(norm_up(self.b_out_cols[None, :])[0])
+        # Lemma S1's factor magnitudes: relation rows, the score chain, the value chain into W_in or the residual
+        self.mu1 = row_magnitude(upper1)
+        self.max1 = np.max(upper1, axis=1)
+        self.mu_QK = magnitude(attn.W_Q) * magnitude(attn.W_K)
+        self.mu_VO_in = magnitude(attn.W_V) * magnitude(attn.W_O) * magnitude(mlp.W_in, "last")
+        self.mu_VO = magnitude(attn.W_V) * magnitude(attn.W_O, "last")
+        self.mu_in = float(magnitude(mlp.W_in, "last"))
+        self.mu_out = float(magnitude(mlp.W_out, "last"))  # every column: the envelope covers W_U's zero rows too
+        self.b_in_max = float(np.max(np.abs(mlp.b_in), initial=0.0))
+        self.b_out_max = float(np.max(np.abs(mlp.b_out), initial=0.0))
 
 
 def _with_position(x: np.ndarray, position: np.ndarray):
@@ -142,55 +168,29 @@ def bounded_single_hop_residuals(weights: TransformerWeights, subjects: np.ndarr
     """
     sides = sides or SingleHopSides(weights, columns)
     R = weights.meta.R
-    attn, mlp, scale = weights.blocks[0].attn, weights.blocks[0].mlp, weights.meta.attn_scale
-    d = weights.d_model
+    attn, scale = weights.blocks[0].attn, weights.meta.attn_scale
     x0 = weights.W_E[subjects]
     r0 = None
     if sides.pos is not None:
         x0, r0 = _with_position(x0, sides.pos[0])
-    upper0 = np.abs(x0) if r0 is None else np.abs(x0) + r0
     S, k = len(subjects), len(sides.columns)
-    # ||U - C|| and ||U|| of the attention stage (Lemma S7), accumulated per head
-    pert = np.broadcast_to(sides.r1_norm[None, :], (S, R)).copy()
-    upper = np.broadcast_to(sides.x1_up_norm[None, :], (S, R)).copy()
-    finite = np.ones((S, R), dtype=bool)
-    allowed = np.array([[True, True]])
-    depth = score_depth(d, attn.d_head)
-    weights0, weights1, subject_in, subject_cols = [], [], [], []
-    x0_norm = norm_up(upper0)
-    r0_norm = np.zeros(S) if r0 is None else norm_up(r0)
-    abs_x0 = np.abs(x0)
+    safe = np.ones((S, R), dtype=bool)
+    weights0, weights1, subject_in, subject_cols, pattern_radii = [], [], [], [], []
     for h in range(attn.n_heads):
         s10 = scale * (x0 @ sides.key_query[h])  # [S, R]: the last position attends to the subject
         s11 = scale * np.einsum("re,re->r", sides.q1[h], sides.k1[h])  # [R]: and to itself
-        center10 = abs(scale) * (abs_x0 @ sides.key_query_c[h])
-        upper10 = abs(scale) * (upper0 @ sides.key_query_up[h])
-        r10 = stage_radius(upper10, center10, depth)
-        r11 = stage_radius(abs(scale) * np.einsum("re,re->r", sides.q1_up[h], sides.k1_up[h]),
-                           abs(scale) * np.einsum("re,re->r", sides.q1_c[h], sides.k1_c[h]), depth)
-        finite &= np.isfinite(s10) & np.isfinite(s11)[None, :]
+        safe &= np.isfinite(s10) & np.isfinite(s11)[None, :]
         top = np.maximum(s10, s11[None, :])
         e0, e1 = np.exp(s10 - top), np.exp(s11[None, :] - top)
         a0, a1 = e0 / (e0 + e1), e1 / (e0 + e1)
-        scores = np.stack([s10 - top, np.broadcast_to(s11[None, :] - top, s10.shape)], axis=-1)
-        radii = np.stack([r10, np.broadcast_to(r11[None, :], r10.shape)], axis=-1)
-        pattern_radius = softmax_radius(np.stack([a0, a1], axis=-1), scores, radii, allowed)
-        ra0, ra1 = pattern_radius[..., 0], pattern_radius[..., 1]
         out0_W_in = x0 @ sides.value_in[h]  # [S, d_mlp]: the subject side of the MLP input
-        finite &= np.isfinite(norm_up(out0_W_in))[:, None]
+        safe &= np.isfinite(norm_up(out0_W_in))[:, None]
         weights0.append(a0)
         weights1.append(a1)
         subject_in.append(out0_W_in)
         subject_cols.append(x0 @ sides.value_cols[h])
-        out0_up = x0_norm * sides.value_twin_norm[h]
-        out0_pert = r0_norm * sides.value_twin_norm[h]
-        pert += ra0 * out0_up[:, None] + ra1 * sides.out1_up[h][None, :] + a0 * out0_pert[:, None] + a1 * sides.out1_pert[h][None, :]
-        upper += (a0 + ra0) * out0_up[:, None] + (a1 + ra1) * sides.out1_up[h][None, :]
-    accumulated = 1.0 + 2.0 * gamma(6 * attn.n_heads + 4)  # the roundings of the two sums above
-    pert, upper = pert * accumulated, upper * accumulated
-    z_radius = (pert * INFLATE + 8.0 * gamma(sides.attn_depth) * upper + TINY * np.sqrt(d)) * INFLATE
-    z_upper = (upper * (1.0 + gamma(sides.attn_depth)) + z_radius) * INFLATE  # |z_hat| <= C (1 + gamma_m) <= U (1 + gamma_m)
-    alpha = (pert * INFLATE + 8.0 * gamma(sides.pre_depth) * upper) * INFLATE  # rho_pre = alpha n_c + beta_c
+        if not sides.exact:
+            pattern_radii.append(_pattern_radius(sides, x0, r0, h, s10, s11, top, a0, a1))
     out = np.empty((S, R, k))
     hidden_norm = np.empty((S, R))
     finite_hidden = np.ones((S, R), dtype=bool)
@@ -219,27 +219,86 @@ def bounded_single_hop_residuals(weights: TransformerWeights, subjects: np.ndarr
     for r in range(R):
         relation_block(r)
     out = out.reshape(S * R, k)
-    finite = (finite & finite_hidden).reshape(-1)
-    z_radius, z_upper, alpha, upper, hidden_norm = (v.reshape(-1) for v in (z_radius, z_upper, alpha, upper, hidden_norm))
-    finite &= _pre_cannot_overflow(sides, upper)
-    pre_term = norm_up(alpha[:, None] * sides.n_abs_W_out[None, :] + sides.beta_abs_W_out[None, :])
-    out_upper = (z_upper + hidden_norm * sides.W_out_frobenius + pre_term + sides.b_out_norm) * INFLATE
-    radius = ((z_radius + pre_term) * INFLATE + 8.0 * gamma(mlp_out_depth(mlp.d_mlp)) * out_upper + TINY * np.sqrt(k)) * INFLATE
+    safe = (safe & finite_hidden).reshape(-1)
     out_norm = norm_up(out)
-    finite &= _finite_rows(out, out_norm)
-    return BoundedRows(out, radius, (out_norm + radius) * INFLATE, finite)
+    safe &= _finite_rows(out, out_norm)
+    if sides.exact:  # Lemma S8: every conforming evaluation computes these rows exactly, in range
+        return BoundedRows(out, np.zeros(S * R), out_norm, safe)
+    radius, upper_norm, in_bounds = _residual_radius(sides, x0, r0, weights0, weights1, pattern_radii, hidden_norm.reshape(-1), out_norm)
+    return BoundedRows(out, radius, upper_norm, safe & in_bounds)
+
+
+def _pattern_radius(sides: SingleHopSides, x0, r0, h: int, s10, s11, top, a0, a1):
+    """(radius of a0, radius of a1, safe) for head h: Lemma S1 on the score chain, Lemma S3."""
+    weights = sides.weights
+    attn, scale, d = weights.blocks[0].attn, weights.meta.attn_scale, weights.d_model
+    upper0 = np.abs(x0) if r0 is None else np.abs(x0) + r0
+    depth = score_depth(d, attn.d_head)
+    mu0 = row_magnitude(upper0)
+    G10 = max(1.0, abs(scale)) * sides.mu_QK[h] * np.outer(mu0, sides.mu1)
+    G11 = max(1.0, abs(scale)) * sides.mu_QK[h] * sides.mu1 * sides.mu1
+    width = max(d, attn.d_head)
+    center10 = abs(scale) * (np.abs(x0) @ sides.key_query_c[h])
+    upper10 = abs(scale) * (upper0 @ sides.key_query_up[h])
+    r10 = stage_radius(upper10, center10, depth, chain_underflow(G10, 4, width))
+    r11 = stage_radius(abs(scale) * np.einsum("re,re->r", sides.q1_up[h], sides.k1_up[h]),
+                       abs(scale) * np.einsum("re,re->r", sides.q1_c[h], sides.k1_c[h]), depth, chain_underflow(G11, 4, width))
+    scores = np.stack([s10 - top, np.broadcast_to(s11[None, :] - top, s10.shape)], axis=-1)
+    radii = np.stack([r10, np.broadcast_to(r11[None, :], r10.shape)], axis=-1)
+    pattern_radius = softmax_radius(np.stack([a0, a1], axis=-1), scores, radii, np.array([[True, True]]))
+    return pattern_radius[..., 0], pattern_radius[..., 1], in_range(G10) & in_range(G11)[None, :]
+
+
+def _residual_radius(sides: SingleHopSides, x0, r0, weights0, weights1, pattern_radii, hidden_norm, out_norm):
+    """(radius norm, upper norm, in range) of every residual row on the support columns (Lemma S7)."""
+    weights = sides.weights
+    attn, mlp, d = weights.blocks[0].attn, weights.blocks[0].mlp, weights.d_model
+    k = len(sides.columns)
+    S, R = x0.shape[0], weights.meta.R
+    upper0 = np.abs(x0) if r0 is None else np.abs(x0) + r0
+    x0_norm = norm_up(upper0)
+    r0_norm = np.zeros(S) if r0 is None else norm_up(r0)
+    mu_values = row_magnitude(upper0)[:, None] + sides.mu1[None, :]  # the value matrix [x_0; x_1] as an inner factor
+    # ||U - C|| and ||U|| of the attention stage (Lemma S7), accumulated per head; G of its chains
+    pert = np.broadcast_to(sides.r1_norm[None, :], (S, R)).copy()
+    upper = np.broadcast_to(sides.x1_up_norm[None, :], (S, R)).copy()
+    in_bounds = np.ones((S, R), dtype=bool)
+    G_pre = sides.mu1[None, :] * sides.mu_in + np.zeros((S, 1))
+    G_z = np.zeros((S, R))
+    for h, (a0, a1, (ra0, ra1, ok)) in enumerate(zip(weights0, weights1, pattern_radii)):
+        in_bounds &= ok
+        out0_up = x0_norm * sides.value_twin_norm[h]
+        out0_pert = r0_norm * sides.value_twin_norm[h]
+        pert += ra0 * out0_up[:, None] + ra1 * sides.out1_up[h][None, :] + a0 * out0_pert[:, None] + a1 * sides.out1_pert[h][None, :]
+        upper += (a0 + ra0) * out0_up[:, None] + (a1 + ra1) * sides.out1_up[h][None, :]
+        share = np.maximum(a0 + ra0 + a1 + ra1, 1.0) * mu_values
+        G_pre += share * sides.mu_VO_in[h]
+        G_z += share * sides.mu_VO[h]
+    accumulated = 1.0 + 2.0 * gamma(6 * attn.n_heads + 4)  # the roundings of the sums above
+    pert, upper = pert * accumulated, upper * accumulated
+    width = max(2, d, attn.d_head)
+    underflow_z = chain_underflow(G_z, 3, width) + TINY
+    underflow_pre = chain_underflow(G_pre, 4, width)
+    in_bounds &= in_range(G_pre + sides.b_in_max)
+    z_radius = (pert * INFLATE + 8.0 * gamma(sides.attn_depth) * upper + underflow_z * np.sqrt(d)) * INFLATE
+    z_upper = (upper * (1.0 + gamma(sides.attn_depth)) + z_radius) * INFLATE  # |z_hat| <= C (1 + gamma_m) <= U (1 + gamma_m)
+    alpha = (pert * INFLATE + 8.0 * gamma(sides.pre_depth) * upper) * INFLATE  # rho_pre = alpha n_c + beta_c + underflow
+    z_radius, z_upper, alpha, underflow_pre, in_bounds = (v.reshape(-1) for v in (z_radius, z_upper, alpha, underflow_pre, in_bounds))
+    pre_term = norm_up(alpha[:, None] * sides.n_abs_W_out[None, :] + sides.beta_abs_W_out[None, :]
+                       + underflow_pre[:, None] * sides.ones_abs_W_out[None, :])
+    # the output chain h W_out: ||h + rho_pre||_1 <= sqrt(d_mlp) (||h|| + ||rho_pre||)
+    pre_norm = (alpha * sides.W_in_column_norm + sides.beta_norm + underflow_pre * np.sqrt(mlp.d_mlp)) * INFLATE
+    G_out = np.maximum((hidden_norm + pre_norm) * np.sqrt(mlp.d_mlp) * INFLATE, 1.0) * sides.mu_out
+    in_bounds &= in_range(z_upper + G_out + sides.b_out_max)
+    out_upper = (z_upper + hidden_norm * sides.W_out_frobenius + pre_term + sides.b_out_norm) * INFLATE
+    underflow_out = (chain_underflow(G_out, 1, mlp.d_mlp) + TINY) * np.sqrt(k)
+    radius = ((z_radius + pre_term) * INFLATE + 8.0 * gamma(mlp_out_depth(mlp.d_mlp)) * out_upper + underflow_out) * INFLATE
+    return radius, (out_norm + radius) * INFLATE, in_bounds
 
 
 def _accumulate_product(left: np.ndarray, right: np.ndarray, into: np.ndarray) -> np.ndarray:
     """into + left @ right, written into ``into`` by BLAS (one pass instead of a product and a sum)."""
     return blas.dgemm(1.0, right.T, left.T, beta=1.0, c=into.T, overwrite_c=True, trans_a=0, trans_b=0).T
-
-
-def _pre_cannot_overflow(sides: SingleHopSides, upper: np.ndarray) -> np.ndarray:
-    """ReLU hides a -inf MLP input; with every term finite it can only come from overflow of the
-    sum, which |pre| <= ||U_z|| n_c + |b_c| rules out below 2^1000."""
-    bound = upper * sides.W_in_norms.column_max + sides.W_in_norms.bias_max
-    return bound < 2.0**1000
 
 
 def single_hop_residuals(weights: TransformerWeights, subjects: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
@@ -386,17 +445,11 @@ class FastScan:
         return bounded_single_hop_residuals(self.weights, subjects, self.support, self.sides)
 
     def batch(self, rows: BoundedRows, answers: np.ndarray, margins, best_other) -> MarginBatch:
+        if self.sides is not None and self.sides.exact:  # Lemma S8: the float64 logits are the exact ones
+            zero = np.zeros(len(answers))
+            return MarginBatch(margins, best_other, zero, zero, rows.safe)
         target, rival = self.norms.radii(rows.radius_norm, rows.upper_norm, answers, self.weights.d_model)
-        return MarginBatch(margins, best_other, target, rival, rows.finite & self.logits_finite(rows))
-
-    def logits_finite(self, rows: BoundedRows) -> np.ndarray:
-        """Every logit of a row is finite: certain when ||x|| ||w_a|| + |b_a| < 2^1000 (Cauchy-Schwarz),
-        checked logit by logit for the rare rows beyond that."""
-        finite = rows.finite & (rows.upper_norm * self.norms.column_max + self.norms.bias_max < 2.0**1000)
-        for i in np.flatnonzero(rows.finite & ~finite):
-            logits = rows.center[i] @ self.W_U + (0.0 if self.b_U is None else self.b_U)
-            finite[i] = bool(np.all(np.isfinite(logits)))
-        return finite
+        return MarginBatch(margins, best_other, target, rival, rows.safe & self.norms.logits_in_range(rows.upper_norm))
 
     def batches(self):
         """(first subject, stop subject, MarginBatch) covering every query in order."""
@@ -404,7 +457,7 @@ class FastScan:
         facts_T = self.instance.facts.T
         if self.deduplicate:
             parts = list(map_in_threads(self.rows, self.subject_chunks()))
-            rows = BoundedRows(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("center", "radius_norm", "upper_norm", "finite")))
+            rows = BoundedRows(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("center", "radius_norm", "upper_norm", "safe")))
             answers = facts_T.reshape(-1)
             margins, best_other = deduplicated_margins(rows.center, self.W_U, self.b_U, answers, self.column_block)
             yield 0, N, self.batch(rows, answers, margins, best_other)
@@ -429,7 +482,7 @@ class FastScan:
         subjects = np.unique(indices // R)
         rows = self.rows(subjects)
         where = np.searchsorted(subjects, indices // R) * R + indices % R
-        picked = BoundedRows(rows.center[where], rows.radius_norm[where], rows.upper_norm[where], rows.finite[where])
+        picked = BoundedRows(rows.center[where], rows.radius_norm[where], rows.upper_norm[where], rows.safe[where])
         answers = self.instance.facts[indices % R, indices // R]
         margins, best_other = self.margins(picked.center, answers)
         return self.batch(picked, answers, margins, best_other)

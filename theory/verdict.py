@@ -2,14 +2,15 @@
 
 Classes of a query (docs/theorems/soundness.md, Theorem S5):
     robust   proven correct (real margin > 0) and every conforming float64 evaluation predicts it
-    fragile  proven correct, but inside the float64 error bound: some evaluation may not
+    fragile  proven correct; robustness not proven (inside the error bound, or an evaluation may overflow)
     unproven not decided (ball arithmetic did not settle it, or the re-decision limit was reached)
-    failure  proven incorrect (real margin <= 0: a tie is not correct), or NaN/inf anywhere in
-             the query's float64 computation (one rule, every path)
+    failure  proven incorrect (real margin <= 0: a tie is not correct), or every conforming
+             float64 evaluation overflows (one rule, every path)
 
-A float margin m with radii r_t (answer) and r (every rival) decides: m > r_t + r -> robust;
-m < -(r_t + r) -> failure; otherwise the query is re-decided in ball arithmetic (theory.exact)
-on the stored weights. ``exact_recall`` holds only when every checked query is robust.
+A float margin m with radii r_t (answer) and r (every rival) of a *safe* query (finite, and no
+conforming evaluation can overflow) decides: m > r_t + r -> robust; m < -(r_t + r) -> failure.
+Every other query, unsafe ones included, is re-decided by the exact oracle (theory.exact) on
+the stored weights. ``exact_recall`` holds only when every checked query is robust.
 """
 
 from __future__ import annotations
@@ -79,12 +80,12 @@ def json_float(value) -> float | str:
 
 
 def classify(batch: MarginBatch) -> np.ndarray:
-    """Per query: ROBUST, FAILURE, or -1 (undecided in float64: re-decide exactly)."""
+    """Per query: ROBUST, FAILURE, or -1 (undecided in float64, or unsafe: the oracle decides)."""
     bound = (batch.radius_target + batch.radius_rival) * INFLATE
     status = np.full(len(batch.margins), -1, dtype=np.int8)
     status[batch.margins > bound] = ROBUST
     status[batch.margins < -bound] = FAILURE
-    status[~batch.finite] = FAILURE
+    status[~batch.safe] = -1  # a NaN, an inf, or an overflow some evaluation may meet: never decided in float64
     return status
 
 
@@ -107,10 +108,11 @@ class VerdictAccumulator:
         self.exact_skipped = 0
         self.started = time.perf_counter()
 
-    def add(self, positions: np.ndarray, indices: np.ndarray, batch: MarginBatch, query_set=None) -> None:
-        """Feed one batch: item slots ``positions`` hold the queries ``indices`` of ``query_set``."""
+    def add(self, positions: np.ndarray, indices: np.ndarray, batch: MarginBatch, query_set=None, status: np.ndarray | None = None) -> None:
+        """Feed one batch: item slots ``positions`` hold the queries ``indices`` of ``query_set``.
+        ``status``: classes already decided (the exact path); otherwise Theorem S5 and the oracle."""
         query_set = query_set or self.query_set
-        status = classify(batch)
+        status = classify(batch) if status is None else np.asarray(status, dtype=np.int8)
         undecided = np.flatnonzero(status < 0)
         if len(undecided):
             room = 0 if self.decider is None else max(0, self.max_exact - self.exact_decided)
@@ -122,7 +124,6 @@ class VerdictAccumulator:
             status[skipped] = UNPROVEN
             self.exact_skipped += len(skipped)
         margins = np.where(np.isnan(batch.margins), -np.inf, batch.margins)
-        margins = np.where(batch.finite, margins, -np.inf)
         self.status[positions] = np.maximum(self.status[positions], status)
         self.margin[positions] = np.minimum(self.margin[positions], margins)
         for cls, listed in self.listed.items():
@@ -183,7 +184,7 @@ def offender_record(query_set, chunk, i: int, pos: int, batch: MarginBatch) -> d
         "margin": json_float(margin),
         "error_bound": json_float((batch.radius_target[pos] + batch.radius_rival[pos]) * INFLATE),
         "tie": bool(margin == 0),
-        "finite": bool(batch.finite[pos]),
+        "finite": bool(batch.safe[pos]),  # false: NaN/inf here, or an overflow some evaluation may meet
     }
 
 

@@ -7,6 +7,8 @@ docs/theorems/soundness.md). Paths differ only in how they compute margins and r
     fast       theory.fast: one-layer single hop, subject/relation sides computed once
     certify    theory.certify: a proven margin bound per query, brute force (fast) elsewhere
     torch      experiments.torch_verify: BoundedForward's rules on torch tensors
+    exact      theory.exact: every query decided by the oracle (ball arithmetic), no float64 test;
+               slow, for small files and as the ground truth the other paths are tested against
 
 ``verify_model`` picks the fastest sound path per query kind unless ``path`` forces one.
 Multi-hop and chain-of-thought checks sample only past ``max_queries``, and say so.
@@ -43,7 +45,9 @@ def refuse_out_of_reach(positions: int, what: str) -> None:
 
 def _sampled(total: int, max_queries: int | None) -> int:
     return total if max_queries is None else min(total, max_queries)
-PATHS = ("auto", "certify", "fast", "reference", "torch")
+PATHS = ("auto", "certify", "fast", "reference", "torch", "exact")
+EXACT_PATH_WORK_LIMIT = 6 * 10**10  # ball operations of a whole exact-path check: about 10 minutes (measured 1e8 per second)
+BALL_OPERATIONS_PER_SECOND = 10**8
 
 
 def chunk_size_for(weights: TransformerWeights, seq_len: int, memory_budget_bytes: int) -> int:
@@ -89,9 +93,12 @@ def verify_queries(
                                          max_exact=max_exact)
     for begin in range(0, len(indices), chunk_size):
         chunk = query_set.take(indices[begin : begin + chunk_size])
-        batch = forward.margins(chunk.tokens, chunk.answers)
+        if hasattr(forward, "classes"):  # the exact path decides each query itself
+            batch, status = forward.classes(chunk.tokens, chunk.answers)
+        else:
+            batch, status = forward.margins(chunk.tokens, chunk.answers), None
         positions = np.arange(begin, begin + len(chunk.indices))
-        accumulator.add(positions, chunk.indices, batch, query_set)
+        accumulator.add(positions, chunk.indices, batch, query_set, status=status)
         if progress is not None:
             progress(begin + len(chunk.indices), len(indices))
     if not own:
@@ -235,6 +242,11 @@ def verify_model(weights: TransformerWeights, instance: Instance, hops: int | No
         raise InputError("hops selects a chain-of-thought depth; these weights declare no 'cot' queries")
     if path == "torch" and forward is None:
         raise InputError("path 'torch' needs a torch forward (experiments.torch_verify.TorchForward)")
+    if path == "exact":
+        from georecall.theory.exact import OracleForward
+
+        refuse_exact_out_of_reach(weights, instance, hops, options.get("max_queries", DEFAULT_MAX_QUERIES))
+        forward = OracleForward(weights)
     started = time.perf_counter()
     sampled = {k: options.pop(k) for k in ("max_queries", "seed") if k in options}
     reports = {}
@@ -269,6 +281,26 @@ def _kind_counts(report: RecallReport) -> dict:
             "path": report.details.get("path")}
 
 
+def refuse_exact_out_of_reach(weights: TransformerWeights, instance: Instance, hops: int | None, max_queries: int | None) -> None:
+    """InputError before any work when the exact path would take more than EXACT_PATH_WORK_LIMIT ball operations."""
+    meta, d = weights.meta, weights.d_model
+    per_position = sum(b.attn.n_heads * d * b.attn.d_head * 4 + 4 * d * b.mlp.d_mlp for b in weights.blocks)
+    work = 0
+    for kind in dict.fromkeys(meta.query_kinds):
+        if kind == "single_hop":
+            counts = [(instance.N * instance.R, 2)]
+        elif kind == "multi_hop":
+            k, chains = multi_hop_parameters(meta)
+            counts = [(_sampled(instance.N * instance.R**length, max_queries), length + 1) for length in ([k] if chains == "exact" else range(1, k + 1))]
+        else:
+            K, h = cot_parameters(meta)
+            counts = [(_sampled(instance.N * instance.R**k, max_queries) * math.ceil(k / h), K + 2 + math.ceil(k / h)) for k in ([hops] if hops else range(1, K + 1))]
+        work += sum(n * (T * T * per_position + d * meta.d_vocab_out) for n, T in counts)
+    if work > EXACT_PATH_WORK_LIMIT:
+        raise InputError(f"--path exact would take about {work:.3g} ball operations, about {work / BALL_OPERATIONS_PER_SECOND / 60:,.0f} minutes "
+                         f"(limit {EXACT_PATH_WORK_LIMIT:.0e}); use the default path, lower --max-queries, or check a smaller file")
+
+
 def _verify_single_hop_by_path(weights, instance, path, forward, max_listed, options) -> RecallReport:
     from georecall.theory.certify import certify_single_hop, nearest_code_structure
     from georecall.theory.fast import verify_single_hop_fast
@@ -282,4 +314,4 @@ def _verify_single_hop_by_path(weights, instance, path, forward, max_listed, opt
         if weights.n_layers != 1:
             raise InputError("path 'fast' handles one-layer models; use 'reference'")
         return verify_single_hop_fast(weights, instance, max_listed=max_listed, **options)
-    return verify_single_hop(weights, instance, forward=forward, max_listed=max_listed, **options)
+    return verify_single_hop(weights, instance, forward=forward, max_listed=max_listed, **options)  # reference, torch, exact
