@@ -18,6 +18,7 @@ import numpy as np
 from georecall.cli import CHECK_CASES
 from georecall.constructions import build_construction
 from georecall.experiments.records import write_csv
+import georecall.theory.verify as verify_module
 from georecall.theory import Instance
 from georecall.theory.verify import verify_model
 
@@ -33,6 +34,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/exact_agreement.csv", help="CSV to write (default results/exact_agreement.csv)")
     args = parser.parse_args(argv)
+    verify_module.EXACT_PATH_WORK_LIMIT = 10**13  # this script is the long run: hours are accepted
     rows = []
     for construction, codebook, precision, N, R, options in CHECK_CASES:
         instance = Instance.random(N, R, seed=0)

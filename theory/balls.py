@@ -50,6 +50,7 @@ class BallPass:
     must_overflow: bool = False
     transcendental: bool = False  # some exp had a non-zero argument: the values are not rational
     rival_tokens: list = field(default_factory=list)
+    margins: list = field(default_factory=list)  # target - rival, one per rival
 
 
 class BallForward:
@@ -238,11 +239,12 @@ class BallForward:
         spread = _largest([(a - b).abs_upper() for a in scores for b in scores])  # >= max_j |S_j - max S|
         kappa = flint.arb(UNIT_ROUNDOFF) * (spread + 2 * rho)
         eta = (2 * rho + 2 * kappa + 4 * flint.arb(EXP_RELATIVE_ERROR) + 2 * flint.arb(gamma(T + 1))).upper()
-        if not eta <= SOFTMAX_ETA_LIMIT:
-            return pattern, [flint.arb(PATTERN_RADIUS_CAP)] * T
-        grow = (eta.exp() - 1).upper()
         floor = flint.arb(2.0**-1070) * T  # exp underflow: < 2^-1074 per term against a sum >= 1
-        radii = [(p.abs_upper() * grow + floor).upper() for p in pattern]
+        if not eta <= SOFTMAX_ETA_LIMIT:
+            radii = [flint.arb(PATTERN_RADIUS_CAP)] * T
+        else:
+            grow = (eta.exp() - 1).upper()
+            radii = [(p.abs_upper() * grow + floor).upper() for p in pattern]
         # Lemma S3': the weights sum to 1 exactly and within 2 gamma_{T+1} in any evaluation
         total = self.total(radii)
         spare = flint.arb(2 * gamma(T + 1)) + floor
@@ -271,18 +273,23 @@ class BallForward:
         return out, E_out
 
     def _logits(self, x, Ex, answer: int, rivals: np.ndarray, exact: bool, state) -> BallPass:
+        """The answer's logit, each rival's and their differences in balls, and the radii E of every logit."""
         flint, w = self.flint, self.weights
-        columns = np.concatenate([[answer], np.asarray(rivals, dtype=np.int64)])
+        rivals = np.asarray(rivals, dtype=np.int64)
+        columns = np.concatenate([[answer], rivals])
         every = len(columns) == w.meta.d_vocab_out
-        # every column: the cached whole unembedding, one product; a screened few: their columns alone
         W = self.mat("W_U", w.W_U) if every else flint.arb_mat(w.W_U[:, columns].tolist())
-        logits = (x * W + self.mat("b_U", w.b_U[None, :]) if every else x * W + self.row([flint.arb(float(v)) for v in w.b_U[columns]])).entries()
+        b = self.mat("b_U", w.b_U[None, :]) if every else self.row([flint.arb(float(v)) for v in w.b_U[columns]])
+        logits = (x * W + b).entries()
         if every:
             logits = [logits[int(c)] for c in columns]
+        target = logits[0]
+        # target - rival for every rival at once: one C-level subtraction of two rows
+        margins = (flint.arb_mat(1, len(rivals), [target] * len(rivals)) - flint.arb_mat([logits[1:]])).entries() if len(rivals) else []
         if exact:
             zero = flint.arb(0)
-            return BallPass(logits[0], logits[1:], zero, [zero] * len(rivals), transcendental=state.transcendental,
-                            rival_tokens=[int(a) for a in rivals])
+            return BallPass(target, logits[1:], zero, [zero] * len(rivals), transcendental=state.transcendental,
+                            rival_tokens=[int(a) for a in rivals], margins=margins)
         aW = self.mat("|W_U|", np.abs(w.W_U)) if every else flint.arb_mat(np.abs(w.W_U[:, columns]).tolist())
         ab = self.mat("|b_U|", np.abs(w.b_U)[None, :]) if every else self.row([flint.arb(abs(float(v))) for v in w.b_U[columns]])
         ux, ax = self.upper(x, Ex), self.lower_abs(x)
@@ -297,9 +304,8 @@ class BallForward:
             if value.abs_lower() - rho > LARGEST_FLOAT:
                 state.must_overflow = state.may_overflow = True
         radii = E.entries()
-        return BallPass(logits[0], logits[1:], radii[0], radii[1:], state.may_overflow, state.must_overflow, state.transcendental,
-                        [int(a) for a in rivals])
-
+        return BallPass(target, logits[1:], radii[0], radii[1:], state.may_overflow, state.must_overflow, state.transcendental,
+                        [int(a) for a in rivals], margins)
 
 def _smallest(points: list):
     """The smallest of exact points, compared exactly."""

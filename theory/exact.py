@@ -132,20 +132,26 @@ class ExactDecider:
     def _classify(self, ball, final: bool):
         if ball.must_overflow:
             return FAILURE
-        margins = [ball.target - r for r in ball.rivals]
-        signs = [_sign(m) for m in margins]
-        if any(s is not None and s <= 0 for s in signs):
-            return FAILURE
-        if not all(s == 1 for s in signs):
+        undecided = False
+        for m in ball.margins:
+            if m > 0:
+                continue
+            sign = _sign(m)
+            if sign is not None:  # <= 0: a rival at least as large, in exact arithmetic
+                return FAILURE
+            undecided = True
+        if undecided:
             return None
-        return self._robustness(margins, ball, final)
+        return self._robustness(ball, final)
 
     @staticmethod
-    def _robustness(margins, ball, final: bool):
+    def _robustness(ball, final: bool):
         """A correct query: robust when no evaluation may overflow and each margin beats both radii."""
         if ball.may_overflow:
             return FRAGILE
-        slack = [m - ball.target_radius - r for m, r in zip(margins, ball.rival_radii)]
+        if all(r.is_zero() for r in ball.rival_radii) and ball.target_radius.is_zero():
+            return ROBUST  # Lemma S8: every evaluation computes the exact logits
+        slack = [m - ball.target_radius - r for m, r in zip(ball.margins, ball.rival_radii)]
         if all(s > 0 for s in slack):
             return ROBUST
         if final or any(s <= 0 for s in slack):
@@ -227,7 +233,7 @@ class OracleForward:
         classes = np.empty(n, dtype=np.int8)
         for i in range(n):
             classes[i], ball = self.decider.oracle_with_pass(tokens[i], int(answers[i]))
-            gaps = [float((ball.target - r).mid()) for r in ball.rivals]
+            gaps = [float(m.mid()) for m in ball.margins]
             k = int(np.argmin(gaps)) if gaps else 0
             margins[i] = gaps[k] if gaps else np.inf
             best[i] = ball.rival_tokens[k] if gaps else 0
