@@ -21,11 +21,11 @@ import numpy as np
 
 from georecall.constructions import build_construction
 from georecall.theory import Instance
-from georecall.theory.certify import certify_single_hop
-from georecall.theory.fast import verify_single_hop_fast
+from georecall.verify.certify import certify_single_hop
+from georecall.verify.fast import verify_single_hop_fast
 from georecall.theory.queries import MultiHopQueries, SingleHopQueries
-from georecall.theory.verify import verify_queries
-from georecall.theory.verify import verify_model
+from georecall.verify.run import verify_queries
+from georecall.verify.run import verify_model
 
 PLAIN_SLICE_ABOVE = 2**14 * 8  # more single-hop queries than this: plain runs on a slice
 
@@ -77,7 +77,7 @@ def run_path(case, path, queue):
     elif path == "fast_brute_force":
         report = verify_single_hop_fast(weights, instance)
     elif path == "torch_cpu":
-        from georecall.experiments.torch_verify import verify_model_torch
+        from georecall.verify.torch_path import verify_model_torch
 
         report = verify_model_torch(weights, instance, max_queries=None)
     else:

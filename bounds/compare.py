@@ -28,7 +28,7 @@ from georecall.bounds.any_model import any_model_min_bits
 from georecall.bounds.generic import generic_min_bits
 from georecall.bounds.numbers import mp
 from georecall.theory.checks import InputError, require_int
-from georecall.theory.io import LoadedModel
+from georecall.formats.containers import LoadedModel
 from georecall.theory.spec import ConstructionSpec, checked_spec, spec_from_weights
 
 TIGHT_FACTOR = 2.0

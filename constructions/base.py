@@ -10,8 +10,8 @@ import numpy as np
 from georecall.theory.checks import InputError
 from georecall.theory.instance import Instance
 from georecall.theory.spec import ConstructionSpec
-from georecall.theory.verify import RecallReport
-from georecall.theory.verify import verify_model
+from georecall.verify.run import RecallReport
+from georecall.verify.run import verify_model
 from georecall.theory.weights import TransformerWeights
 
 

@@ -53,7 +53,7 @@ def train_and_analyse(config, out, transfer_steps: int, with_analysis: bool, for
         def progress(step, steps):
             sys.stderr.write(f"\rtrain step {step:,}/{steps:,}")
             sys.stderr.flush()
-    from georecall.theory.io import replace_folder, staging_folder
+    from georecall.formats.files import replace_folder, staging_folder
 
     staged = staging_folder(out) if out is not None else None  # the folder is replaced as a whole, at the end
     try:
@@ -111,7 +111,7 @@ def _train_multi(config, instances: int, staged, progress):
 
     from georecall.experiments.multi_instance import train_multi_instance
     from georecall.experiments.train import trained_spec
-    from georecall.theory.io import save_model
+    from georecall.formats.containers import save_model
 
     run = _FirstInstance(train_multi_instance(config, M=instances, progress=progress))
     if staged is not None:

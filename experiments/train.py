@@ -19,7 +19,8 @@ from georecall.theory.checks import InputError
 from georecall.experiments.config import TrainConfig
 from georecall.experiments.model import TorchTransformer, init_weights, tie_unembedding
 from georecall.theory.instance import Instance
-from georecall.theory.io import save_model
+from georecall.formats.containers import save_model
+from georecall.verify.torch_path import resolve_device
 from georecall.theory.queries import SingleHopQueries
 from georecall.theory.spec import ConstructionSpec, spec_from_weights
 from georecall.theory.weights import TransformerWeights
@@ -109,12 +110,6 @@ def evaluate(model: TorchTransformer, tokens: torch.Tensor, answers: torch.Tenso
     """(accuracy with a strict margin, minimum margin) over the given prompts."""
     m = margins(model, tokens, answers)
     return float((m > 0).double().mean()), float(m.min())
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("device 'cuda' was requested but torch.cuda.is_available() is False; use --device cpu")
-    return torch.device(device)
 
 
 def build_model(config: TrainConfig, weights: TransformerWeights | None = None) -> TorchTransformer:

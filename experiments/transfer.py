@@ -24,7 +24,7 @@ from georecall.experiments.config import TrainConfig
 from georecall.experiments.model import tie_unembedding
 from georecall.experiments.train import train
 from georecall.theory.instance import Instance
-from georecall.theory.verify import verify_single_hop
+from georecall.verify.run import verify_single_hop
 from georecall.theory.weights import TransformerWeights
 
 REINITS = ("fitted_map", "inversion", "random")

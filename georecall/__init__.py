@@ -22,8 +22,8 @@ _HOMES = {
     "Construction": "georecall.constructions", "build_construction": "georecall.constructions", "retarget": "georecall.constructions",
     "assert_exact_recall": "georecall.testing", "assert_respects_bounds": "georecall.testing",
     "plot_tradeoff": "georecall.tradeoff", "tradeoff": "georecall.tradeoff",
-    "Instance": "georecall.theory", "RecallReport": "georecall.theory", "load_model": "georecall.theory", "save_model": "georecall.theory",
-    "verify_single_hop": "georecall.theory", "verify_model": "georecall.theory.verify",
+    "Instance": "georecall.theory", "RecallReport": "georecall.verify", "load_model": "georecall.formats", "save_model": "georecall.formats",
+    "verify_single_hop": "georecall.verify", "verify_model": "georecall.verify",
 }
 
 

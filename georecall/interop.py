@@ -1,7 +1,7 @@
 """TransformerLens interop: a weights file as a live TransformerLens 4.x model and back.
 
 Needs the ``interop`` extra (``pip install -e ".[interop]"``; TransformerLens 4.x and torch). The
-array conversion itself is exact and lives in ``georecall.theory.transformer_lens_layout``; files
+array conversion itself is exact and lives in ``georecall.formats.transformer_lens``; files
 move between containers with ``georecall export`` (docs/interop.md).
 """
 
@@ -11,8 +11,8 @@ import numpy as np
 
 from georecall.theory.checks import InputError
 from georecall.theory.instance import Instance
-from georecall.theory.io import model_from_arrays
-from georecall.theory.transformer_lens_layout import from_transformer_lens_state, to_transformer_lens_state
+from georecall.formats.containers import model_from_arrays
+from georecall.formats.transformer_lens import from_transformer_lens_state, to_transformer_lens_state
 from georecall.theory.weights import ModelMeta, TransformerWeights
 
 

@@ -135,7 +135,7 @@ def with_near_tie(weights, instance, ulps: int, subject: int = 0, relation: int 
 
     answer = int(instance.facts[relation, subject])
     rival = (answer + 1) % instance.N
-    from georecall.theory.bounded import unembedding_support
+    from georecall.verify.reference import unembedding_support
 
     codes = weights.W_U[unembedding_support(weights)].T
     # the rival's margin is 1/2 ||u_rival - u_answer||^2 for the exact nearest-code residual u_answer

@@ -13,10 +13,10 @@ import math
 
 from georecall.bounds.compare import compare
 from georecall.theory.instance import Instance
-from georecall.theory.io import LoadedModel
+from georecall.formats.containers import LoadedModel
 from georecall.theory.spec import ConstructionSpec
-from georecall.theory.verify import RecallReport
-from georecall.theory.verify import verify_model
+from georecall.verify.run import RecallReport
+from georecall.verify.run import verify_model
 from georecall.theory.weights import TransformerWeights
 
 

@@ -2,7 +2,7 @@
 
     python scripts/exact_agreement.py --out results/exact_agreement.csv
 
-For each case of georecall.cli.CHECK_CASES it builds the file, verifies it on the default path
+For each case of georecall.cli.check.CHECK_CASES it builds the file, verifies it on the default path
 and on the exact path (the oracle alone, docs/theorems/soundness.md Theorem S6), and writes one
 row: the classes each path found, whether they agree query for query, and the seconds each took.
 """
@@ -15,12 +15,13 @@ import time
 
 import numpy as np
 
-from georecall.cli import CHECK_CASES
+from georecall.cli.check import CHECK_CASES
 from georecall.constructions import build_construction
 from georecall.experiments.records import write_csv
-import georecall.theory.verify as verify_module
+import georecall.verify.run as verify_module
+
 from georecall.theory import Instance
-from georecall.theory.verify import verify_model
+from georecall.verify.run import verify_model
 
 COLUMNS = ["construction", "codebook", "precision", "N", "R", "options", "queries", "default_path", "default_classes", "exact_classes",
            "agree", "default_s", "exact_s"]

@@ -37,7 +37,7 @@ from georecall.experiments.multi_instance import train_multi_instance
 from georecall.experiments.records import write_csv
 from georecall.experiments.train import train
 from georecall.experiments.transfer import transfer_experiment
-from georecall.theory.verify import verify_single_hop
+from georecall.verify.run import verify_single_hop
 
 REGIMES = {"shared_unembed": {}, "frozen_unembed": {"freeze": ("unembed",)}, "tied_unembed": {"tie_unembed": True}}
 

@@ -31,7 +31,7 @@ from georecall.experiments.multi_instance import train_multi_instance
 from georecall.experiments.records import write_csv
 from georecall.experiments.train import train
 from georecall.experiments.transfer import transfer_experiment
-from georecall.theory.verify import verify_single_hop
+from georecall.verify.run import verify_single_hop
 
 BASE = TrainConfig(N=256, R=4, d_model=32, d_mlp=256, steps=3000, embed_init_scale=0.1, weight_decay=0.5, stop_margin=1.0)
 SCRATCH_INSTANCE = 1000  # instance_seed of the from-scratch baseline: fresh facts, like the transfer test's

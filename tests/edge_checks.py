@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from georecall.theory.conforming import conforming_prediction
+from georecall.verify.conforming import conforming_prediction
 from georecall.theory.queries import MultiHopQueries, SingleHopQueries
-from georecall.theory.verdict import FAILURE, FRAGILE, ROBUST, UNPROVEN
-from georecall.theory.verify import verify_model
+from georecall.verify.verdict import FAILURE, FRAGILE, ROBUST, UNPROVEN
+from georecall.verify.run import verify_model
 
 PATHS = ("auto", "certify", "fast", "reference", "torch", "exact")
 NAMES = {ROBUST: "robust", FRAGILE: "fragile", UNPROVEN: "unproven", FAILURE: "failure"}
@@ -39,7 +39,7 @@ def classes_by_path(weights, instance, paths=PATHS, **options) -> dict:
             continue  # the fast path is one-layer single hop only
         forward = None
         if path == "torch":
-            from georecall.experiments.torch_verify import TorchForward
+            from georecall.verify.torch_path import TorchForward
 
             forward = TorchForward(weights)
         report = verify_model(weights, instance, path=path, forward=forward, max_listed=total, **options)

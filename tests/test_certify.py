@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 from georecall.constructions import build_construction
 from georecall.strategies import codebook_options, instances, seeds
 from helpers import random_weights
-from georecall.theory import Instance, verify_single_hop
-from georecall.theory.certify import certify_single_hop, code_distance_lower_bound
-from georecall.theory.fast import single_hop_residuals
+from georecall.theory import Instance
+from georecall.verify import verify_single_hop
+from georecall.verify.certify import certify_single_hop, code_distance_lower_bound
+from georecall.verify.fast import single_hop_residuals
 from georecall.theory.model import final_residual
 from georecall.theory.queries import SingleHopQueries
 
@@ -110,7 +111,7 @@ def test_memory_budget_bounds_the_certificate_chunks():
 
 @given(instances(max_N=200, max_R=4, explicit_max_N=0), seeds())
 def test_fast_brute_force_equals_reference(instance, seed):
-    from georecall.theory.fast import verify_single_hop_fast
+    from georecall.verify.fast import verify_single_hop_fast
 
     for model in (build_construction("block", instance), build_construction("shared-space", instance, d=10, maps_seed=seed)):
         reference = verify_single_hop(model.weights, instance)
@@ -122,8 +123,8 @@ def test_fast_brute_force_equals_reference(instance, seed):
 @given(st.integers(1, 40), st.integers(2, 70), st.integers(1, 9), st.integers(1, 80), st.booleans(), seeds())
 def test_blocked_margins_equal_whole_row_margins_including_ties(rows, vocab, d, column_block, bias, seed):
     # Small integer entries make exact ties common: both paths must agree on them, margin 0 included.
-    from georecall.theory.fast import blocked_margins
-    from georecall.theory.verify import answer_margins
+    from georecall.verify.margins import blocked_margins
+    from georecall.verify.run import answer_margins
 
     rng = np.random.default_rng(seed)
     residuals = rng.integers(-2, 3, (rows, d)).astype(float)
@@ -138,7 +139,8 @@ def test_blocked_margins_equal_whole_row_margins_including_ties(rows, vocab, d, 
 
 
 def test_fast_brute_force_spans_several_column_blocks_on_both_paths():
-    from georecall.theory.fast import COLUMN_BLOCK, LOGIT_BLOCK_BYTES, verify_single_hop_fast
+    from georecall.verify.fast import verify_single_hop_fast
+    from georecall.verify.margins import COLUMN_BLOCK, LOGIT_BLOCK_BYTES
 
     instance = Instance.random(COLUMN_BLOCK * 2 + 100, 2, 3)
     weights = build_construction("block", instance).weights
@@ -156,8 +158,8 @@ def test_fast_brute_force_spans_several_column_blocks_on_both_paths():
 
 @given(st.integers(1, 30), st.integers(2, 40), st.integers(1, 6), st.integers(1, 50), st.booleans(), seeds())
 def test_top_two_and_deduplicated_margins_equal_whole_row_results_including_ties(rows, vocab, d, column_block, bias, seed):
-    from georecall.theory.fast import blocked_top2, deduplicated_margins
-    from georecall.theory.verify import answer_margins
+    from georecall.verify.margins import blocked_top2, deduplicated_margins
+    from georecall.verify.run import answer_margins
 
     rng = np.random.default_rng(seed)
     distinct = rng.integers(-1, 2, (max(1, rows // 3), d)).astype(float)
@@ -187,8 +189,8 @@ def test_a_folded_readout_is_certified_and_still_catches_a_wrong_embedding():
 
     from georecall.constructions import build_construction
     from georecall.theory import Instance
-    from georecall.theory.certify import nearest_code_structure
-    from georecall.theory.verify import verify_model
+    from georecall.verify.certify import nearest_code_structure
+    from georecall.verify.run import verify_model
 
     instance = Instance.random(512, 4, 0)
     model = build_construction("planar", instance, codebook="multilevel", precision=2)

@@ -252,7 +252,7 @@ def test_out_of_reach_work_is_refused_before_it_starts(tmp_path, capsys):
     from georecall.cli import main
     from georecall.constructions import build_construction
     from georecall.theory import Instance
-    from georecall.theory.io import save_model
+    from georecall.formats.containers import save_model
 
     started = time.perf_counter()
     assert main(["build", "--construction", "chains", "--hops", "30", "--N", "256", "--R", "4", "--out", str(tmp_path / "c.npz")]) == 2

@@ -5,7 +5,8 @@ from hypothesis import given
 from georecall.constructions import build_construction, binary_codebook, build_block_superposition, multilevel_codebook, rademacher_codebook
 from georecall.constructions.codebooks import Codebook, multilevel_d0, rademacher_d0
 from georecall.strategies import codebook_options, instances, seeds
-from georecall.theory import Instance, verify_single_hop
+from georecall.theory import Instance
+from georecall.verify import verify_single_hop
 
 ALL_OPTIONS = [
     ("block", {"codebook": "binary"}),

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 import hostile_cases
 from edge_checks import assert_no_path_beats_the_oracle, classes_by_path, query_set
 from georecall.strategies import edge_models, edge_rescaled_constructions
-from georecall.theory.verdict import FAILURE, FRAGILE, ROBUST
-from georecall.theory.verify import verify_model
+from georecall.verify.verdict import FAILURE, FRAGILE, ROBUST
+from georecall.verify.run import verify_model
 
 pytest.importorskip("torch")
 
@@ -112,11 +112,11 @@ def test_fuzz_rescaled_constructions_against_the_oracle(model):
 def test_the_differential_check_can_fail_without_the_underflow_term(monkeypatch):
     """Mutation: with Lemma S1's underflow term dropped (the old TINY-only rule) the float paths
     call case 1's wrong query robust, and the differential check catches them."""
-    import georecall.theory.bounded as bounded
-    import georecall.theory.fast as fast
+    import georecall.verify.fast_radius as fast_radius
+    import georecall.verify.reference as reference
 
     weights, instance, _ = hostile_cases.score_underflow()
-    for module in (bounded, fast):
+    for module in (reference, fast_radius):
         monkeypatch.setattr(module, "chain_underflow", lambda G, nodes, width: np.zeros(np.shape(G)))
         monkeypatch.setattr(module, "in_range", lambda G, ops=None: G == G)  # and no envelope either
     classes = classes_by_path(weights, instance, paths=("reference", "exact"))

@@ -13,13 +13,13 @@ from georecall.constructions import build_construction
 from georecall.strategies import codebook_from_codes, edge_floats, without_exactness_proof
 from georecall.constructions.block_superposition import build_block_superposition
 from georecall.theory import Instance
-from georecall.theory.conforming import conforming_logits
-from georecall.theory.exactness import NO_FLOOR, exponent_floor, single_hop_is_exact
-from georecall.theory.fast import single_hop_residuals
+from georecall.verify.conforming import conforming_logits
+from georecall.verify.exactness import NO_FLOOR, exponent_floor, single_hop_is_exact
+from georecall.verify.fast import single_hop_residuals
 from georecall.theory.model import forward
 from georecall.theory.queries import SingleHopQueries
-from georecall.theory.rationals import rational_logits
-from georecall.theory.verify import verify_model
+from georecall.verify.rationals import rational_logits
+from georecall.verify.run import verify_model
 
 
 def _floor_by_fractions(values) -> int:

@@ -14,8 +14,8 @@ from georecall.experiments.train import train
 from georecall.experiments.transfer import fitted_map_embeddings, inversion_embeddings, transfer_experiment, zero_shot_accuracy
 from georecall.cli import main
 from georecall.theory.instance import Instance
-from georecall.theory.io import load_model
-from georecall.theory.verify import verify_single_hop
+from georecall.formats.containers import load_model
+from georecall.verify.run import verify_single_hop
 
 SMALL = TrainConfig(N=64, R=2, d_model=16, d_mlp=64, steps=1500)
 # Small init and weight decay: the regime where the superposition forms (results/training/README.md).
@@ -166,7 +166,7 @@ def test_a_run_killed_in_an_old_folder_never_leaves_the_old_model_beside_the_new
     from georecall.experiments.config import TrainConfig
     from georecall.experiments.train import train
     from georecall.theory import Instance
-    from georecall.theory.io import save_model
+    from georecall.formats.containers import save_model
 
     old = build_construction("block", Instance.random(16, 2, 0))
     save_model(tmp_path / "model.npz", old.weights, old.instance)
@@ -211,7 +211,7 @@ def test_georecall_train_replaces_its_folder_as_a_whole_or_not_at_all(tmp_path, 
 def test_two_instances_share_one_mlp_and_both_are_exact():
     from georecall.experiments.config import TrainConfig
     from georecall.experiments.multi_instance import shared_weights_agree, train_multi_instance
-    from georecall.theory.verify import verify_single_hop
+    from georecall.verify.run import verify_single_hop
 
     config = TrainConfig(N=32, R=2, d_model=16, d_mlp=32, steps=3000, seed=0, embed_init_scale=0.1, weight_decay=0.1)
     run = train_multi_instance(config, M=2)
@@ -240,7 +240,7 @@ def test_train_defaults_are_the_regime_its_help_names():
 @pytest.mark.slow
 def test_the_default_train_regime_meets_the_superposition_target(tmp_path):
     """Issue 14's acceptance run (about a minute): defaults at N 1024, R 4, d 32, seed 0 are exact with R^2 >= 0.8."""
-    from georecall.theory.io import load_model
+    from georecall.formats.containers import load_model
 
     out = tmp_path / "run"
     assert main(["train", "--N", "1024", "--R", "4", "--d", "32", "--seed", "0", "--no-analysis", "--out", str(out)]) == 0

@@ -11,7 +11,7 @@ import numpy as np
 
 from helpers import random_weights
 from georecall.theory.instance import Instance
-from georecall.theory.io import save_model
+from georecall.formats.containers import save_model
 from georecall.theory.model import forward
 
 

@@ -11,9 +11,9 @@ from georecall.cli import main
 from georecall.constructions.registry import build_construction
 from georecall.theory.checks import InputError
 from georecall.theory.instance import Instance
-from georecall.theory.io import load_model, save_model, save_model_as
+from georecall.formats.containers import load_model, save_model, save_model_as
 from georecall.theory.model import forward
-from georecall.theory.transformer_lens_layout import from_transformer_lens_state, to_transformer_lens_state
+from georecall.formats.transformer_lens import from_transformer_lens_state, to_transformer_lens_state
 from georecall.theory.weights import ModelMeta
 
 KINDS = [("block", {}), ("planar", {}), ("chains", {"hops": 2}), ("cot", {"hops": 3}), ("cot", {"hops": 4, "cot_steps": 2}),

@@ -6,7 +6,9 @@ import pytest
 
 from georecall.constructions import build_construction
 from helpers import random_weights
-from georecall.theory import Instance, forward, load_model, save_model, verify_single_hop
+from georecall.theory import Instance, forward
+from georecall.formats import load_model, save_model
+from georecall.verify import verify_single_hop
 
 
 def test_round_trip_preserves_arrays_facts_spec_and_logits(tmp_path):
@@ -97,7 +99,7 @@ def test_an_interrupted_write_keeps_the_old_file_and_leaves_no_partial_one(tmp_p
 
     from georecall.constructions import build_construction
     from georecall.theory import Instance
-    from georecall.theory.io import load_model, save_model
+    from georecall.formats.containers import load_model, save_model
 
     path = tmp_path / "m.npz"
     old = build_construction("block", Instance.random(16, 2, 0))
@@ -133,7 +135,7 @@ def test_a_zip_bomb_and_lying_headers_are_refused_before_anything_inflates(tmp_p
 
     from georecall.constructions import build_construction
     from georecall.theory import Instance
-    from georecall.theory.io import load_model, save_model
+    from georecall.formats.containers import load_model, save_model
 
     bomb = tmp_path / "bomb.npz"  # a 1 GiB W_E of zeros in about 1 MB; every other member valid
     model = build_construction("block", Instance.random(16, 2, 0))

@@ -10,7 +10,8 @@ from hypothesis import assume, given, strategies as st
 from georecall.constructions import build_construction
 from georecall.constructions.chains import chain_dimensions
 from georecall.strategies import hop_depths, instances, seeds
-from georecall.theory import Instance, verify_chain_of_thought, verify_model, verify_multi_hop
+from georecall.theory import Instance
+from georecall.verify import verify_chain_of_thought, verify_model, verify_multi_hop
 from georecall.theory.model import forward
 from georecall.theory.weights import AttentionWeights, Block
 

@@ -53,7 +53,7 @@ def _with_mlp(model, **changes):
 
 
 def test_the_verifier_catches_a_gate_below_the_code_range_and_missing_cancel_units():
-    from georecall.theory.verify import verify_model
+    from georecall.verify.run import verify_model
 
     instance = Instance.random(256, 4, 0)
     model = build_construction("planar", instance, codebook="multilevel", precision=2)  # codes in {-3, -1, 1, 3}, B = 4

@@ -98,4 +98,4 @@ def test_the_wheel_installs_only_georecall_at_the_top_level(tmp_path):
     tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist() if not name.split("/")[0].endswith((".dist-info", ".data"))}
     assert tops == {"georecall"}
     names = zipfile.ZipFile(wheel).namelist()
-    assert "georecall/theory/verify.py" in names and "georecall/bounds/compare.py" in names
+    assert "georecall/verify/run.py" in names and "georecall/bounds/compare.py" in names

@@ -26,11 +26,11 @@ from georecall.strategies import (
     without_exactness_proof,
 )
 from georecall.theory import Instance
-from georecall.theory.certify import code_distance_lower_bound
-from georecall.theory.exact import ExactDecider
+from georecall.verify.certify import code_distance_lower_bound
+from georecall.verify.exact import ExactDecider
 from georecall.theory.queries import SingleHopQueries
-from georecall.theory.verdict import FAILURE, FRAGILE, ROBUST, combine
-from georecall.theory.verify import verify_model
+from georecall.verify.verdict import FAILURE, FRAGILE, ROBUST, combine
+from georecall.verify.run import verify_model
 
 PATHS = ("certify", "fast", "reference", "torch")
 
@@ -45,7 +45,7 @@ def verify_all_paths(weights, instance, **options) -> dict:
         forward = None
         if path == "torch":
             pytest.importorskip("torch")
-            from georecall.experiments.torch_verify import TorchForward
+            from georecall.verify.torch_path import TorchForward
 
             forward = TorchForward(weights)
         reports[path] = verify_model(weights, instance, path=path, forward=forward, **options)
@@ -159,7 +159,7 @@ def test_a_short_W_pos_is_refused_by_every_path():
         forward = None
         if path == "torch":
             pytest.importorskip("torch")
-            from georecall.experiments.torch_verify import TorchForward
+            from georecall.verify.torch_path import TorchForward
 
             forward = TorchForward(short)
         with pytest.raises(ValueError, match="W_pos"):
@@ -228,7 +228,7 @@ def test_cli_verify_json_has_the_classes_and_internal_errors_exit_3(tmp_path, ca
 
 def test_compare_checks_the_spec_the_file_claims(tmp_path, capsys):
     from georecall.cli import main
-    from georecall.theory.io import load_model, save_model
+    from georecall.formats.containers import load_model, save_model
 
     path = str(tmp_path / "m.npz")
     assert main(["build", "--N", "64", "--R", "2", "--out", path]) == 0
@@ -241,12 +241,12 @@ def test_compare_checks_the_spec_the_file_claims(tmp_path, capsys):
 
 
 def test_a_complex_array_is_refused_naming_it(tmp_path):
-    from georecall.theory.io import load_model
+    from georecall.formats.containers import load_model
 
     path = tmp_path / "m.npz"
     instance = Instance.random(8, 1, 0)
     weights = build_construction("block", instance).weights
-    from georecall.theory.io import save_model
+    from georecall.formats.containers import save_model
 
     save_model(path, weights, instance)
     with np.load(path) as data:
@@ -258,8 +258,8 @@ def test_a_complex_array_is_refused_naming_it(tmp_path):
 
 
 def test_auto_picks_the_certificate_for_large_nearest_code_models_and_brute_force_otherwise():
-    from georecall.theory.certify import nearest_code_structure
-    from georecall.theory.verify import CERTIFY_ABOVE_N, choose_single_hop_path
+    from georecall.verify.certify import nearest_code_structure
+    from georecall.verify.run import CERTIFY_ABOVE_N, choose_single_hop_path
 
     small = build_construction("block", Instance.random(64, 2, 0)).weights
     assert choose_single_hop_path(small, nearest_code_structure(small)) == "fast"

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from georecall.experiments.config import TrainConfig  # noqa: E402
 from georecall.theory.checks import InputError  # noqa: E402
-from georecall.theory.verify import verify_single_hop  # noqa: E402
+from georecall.verify.run import verify_single_hop  # noqa: E402
 
 TIED = TrainConfig(N=32, R=2, d_model=16, d_mlp=32, steps=2000, seed=0, embed_init_scale=0.1, weight_decay=0.1, tie_unembed=True)
 

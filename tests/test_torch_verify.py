@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from georecall.constructions import build_construction
-from georecall.experiments.torch_verify import verify_model_torch
+from georecall.verify.torch_path import verify_model_torch
 from georecall.theory.instance import Instance
-from georecall.theory.verify import verify_model
+from georecall.verify.run import verify_model
 
 
 def assert_same_report(fast, reference):

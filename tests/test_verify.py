@@ -5,8 +5,9 @@ from hypothesis import given, strategies as st
 from georecall.constructions import binary_codebook, build_block_superposition, build_construction
 from georecall.strategies import instances
 from helpers import plain_single_hop_margins, random_weights
-from georecall.theory import Instance, verify_single_hop
-from georecall.theory.verify import answer_margins, chunk_size_for
+from georecall.theory import Instance
+from georecall.verify import verify_single_hop
+from georecall.verify.run import answer_margins, chunk_size_for
 from georecall.theory.weights import MLPWeights, TransformerWeights
 
 

@@ -1,16 +1,14 @@
-"""Definitions: instances, queries, the weights container, the float64 reference model, the verifier.
+"""The paper's objects: instances of R bijections, queries, the weights container, the plain §3 forward pass, and specs.
 
-Nothing in ``theory`` imports ``constructions`` or ``bounds``: dependencies point one way.
+Nothing here imports the proof engine (``georecall.verify``), the file formats
+(``georecall.formats``), the constructions or the bounds: every other folder stands on this one.
 """
 
 from georecall.theory.instance import Instance
 from georecall.theory.queries import QueryChunk, single_hop_queries, relation_token
 from georecall.theory.weights import AttentionWeights, Block, MLPWeights, ModelMeta, TransformerWeights
 from georecall.theory.model import forward
-from georecall.theory.verdict import RecallReport
-from georecall.theory.verify import verify_chain_of_thought, verify_model, verify_multi_hop, verify_queries, verify_single_hop
 from georecall.theory.spec import ConstructionSpec
-from georecall.theory.io import load_model, save_model
 
 __all__ = [
     "Instance",
@@ -23,13 +21,5 @@ __all__ = [
     "ModelMeta",
     "TransformerWeights",
     "forward",
-    "RecallReport",
-    "verify_single_hop",
-    "verify_queries",
     "ConstructionSpec",
-    "load_model",
-    "save_model",
-    "verify_model",
-    "verify_multi_hop",
-    "verify_chain_of_thought",
 ]

@@ -15,7 +15,7 @@ def min_squared_distance(codes: np.ndarray, chunk: int | None = None) -> float:
     """min_{a != b} ||u_a - u_b||^2 over the rows of ``codes`` as float64 computes it (O(N^2 d)).
 
     Each pair's value is fl(sum_i fl(u_ai - u_bi)^2): within a factor 1 +- gamma_{d+3} of the
-    exact one (docs/theorems/certificate.md), which ``theory.certify`` turns into a lower bound.
+    exact one (docs/theorems/certificate.md), which ``verify.certify`` turns into a lower bound.
     """
     N, d = codes.shape
     if N < 2:

@@ -114,6 +114,32 @@ def follow_chains(instance: Instance, subjects: np.ndarray, chains: np.ndarray) 
     return values
 
 
+def cot_parameters(meta) -> tuple[int, int]:
+    """(max_hops K, hops_per_step h) of a chain-of-thought file, validated (docs/FORMAT.md §5)."""
+    extra = meta.extra
+    if not isinstance(extra, dict) or "max_hops" not in extra or "hops_per_step" not in extra:
+        raise InputError("meta.extra must give max_hops and hops_per_step for query kind 'cot'")
+    K, h = extra["max_hops"], extra["hops_per_step"]
+    if isinstance(K, bool) or not isinstance(K, int) or K < 1:
+        raise InputError(f"meta.extra.max_hops must be an integer >= 1, got {K!r}")
+    if isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= K:
+        raise InputError(f"meta.extra.hops_per_step must be an integer in 1..max_hops = {K}, got {h!r}")
+    if "SEP" not in meta.special_tokens or "PAD" not in meta.special_tokens:
+        raise InputError("meta.token_layout.special must name SEP and PAD for query kind 'cot'")
+    return K, h
+
+
+def multi_hop_parameters(meta) -> tuple[int, str]:
+    extra = meta.extra
+    hops = extra.get("hops") if isinstance(extra, dict) else None
+    if isinstance(hops, bool) or not isinstance(hops, int) or hops < 1:
+        raise InputError(f"meta.extra.hops must be an integer >= 1 for query kind 'multi_hop', got {hops!r}")
+    chains = extra.get("chains", "exact")
+    if chains not in ("exact", "up_to"):
+        raise InputError(f"meta.extra.chains must be 'exact' or 'up_to', got {chains!r}")
+    return hops, chains
+
+
 class ChainOfThoughtStepQueries:
     """Step t (1-based) of every k-hop chain-of-thought query, with the earlier steps' correct tokens.
 

@@ -5,7 +5,7 @@ proven B, w_a = W_U[S, a] on the non-zero rows S) and codes at distance >= D:
 
     logit_t - logit_a >= D^2 / 2 - D r - 2 B,   r >= ||x_S - w_t|| for the exact residual x,
 
-(Theorem C2'). r comes from the residual center plus its radius (theory.fast, Lemma S7), so the
+(Theorem C2'). r comes from the residual center plus its radius (verify.fast, Lemma S7), so the
 bound holds in exact arithmetic; a query is certified *robust* when the bound also exceeds the
 logit radii of every conforming float64 evaluation (Lemma S4). Every other query is brute
 forced through the fast path (one layer) or the bounded reference, and re-decided exactly where
@@ -20,17 +20,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from georecall.theory.rounding import overflow_is_a_verdict
-from georecall.theory.bounded import BoundedForward, UnembeddingNorms, unembedding_support
-from georecall.theory.exact import ExactDecider
-from georecall.theory.fast import FAST_MEMORY_BUDGET_BYTES, FastScan
-from georecall.theory.parallel import map_in_threads
+from georecall.verify.error_model import overflow_is_a_verdict
+from georecall.verify.reference import BoundedForward, UnembeddingNorms, unembedding_support
+from georecall.verify.exact import ExactDecider
+from georecall.verify.fast import FAST_MEMORY_BUDGET_BYTES, FastScan
+from georecall.verify.chunks import DEFAULT_MEMORY_BUDGET_BYTES, map_in_threads
 from georecall.theory.geometry import min_squared_distance
 from georecall.theory.instance import Instance
 from georecall.theory.queries import SingleHopQueries
-from georecall.theory.rounding import INFLATE, TINY, UNIT_ROUNDOFF, gamma, norm_up
-from georecall.theory.verify import DEFAULT_MEMORY_BUDGET_BYTES
-from georecall.theory.verdict import DEFAULT_MAX_EXACT, ROBUST, RecallReport, VerdictAccumulator
+from georecall.verify.error_model import INFLATE, TINY, UNIT_ROUNDOFF, gamma, norm_up
+from georecall.verify.verdict import DEFAULT_MAX_EXACT, ROBUST, RecallReport, VerdictAccumulator
 from georecall.theory.weights import TransformerWeights
 
 MARGIN_TOLERANCE = 1e-6  # relative: the reported minimum margin is the float64 one to within 1e-6 max(1, |margin|)

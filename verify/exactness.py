@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from georecall.theory.rounding import OVERFLOW_LIMIT
+from georecall.verify.error_model import OVERFLOW_LIMIT
 from georecall.theory.weights import TransformerWeights
 
 NO_FLOOR = 10**6  # the floor of an all-zero array: every zero product is exact

@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from georecall.theory.checks import InputError
+from georecall.theory.queries import cot_parameters, multi_hop_parameters
 from georecall.theory.weights import ModelMeta, TransformerWeights
 
 TRANSFORMER_LENS_VERSION = "4.x (TransformerBridge.boot_native; tested with 4.3.0)"
@@ -44,7 +45,6 @@ def is_power_of_two(value: float) -> bool:
 
 def longest_prompt(meta: ModelMeta) -> int:
     """Positions the longest query of any declared kind needs (docs/FORMAT.md §5)."""
-    from georecall.theory.verify import cot_parameters, multi_hop_parameters
 
     length = 2
     if "multi_hop" in meta.query_kinds:

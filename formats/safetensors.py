@@ -4,7 +4,7 @@ dtype, shape and byte range, then the raw little-endian bytes. It never unpickle
 is checked against the file size before a byte of data is read, so a lying header costs nothing.
 
 Only the container lives here; which names the tensors carry (this project's, docs/FORMAT.md §2,
-or TransformerLens's state-dict keys) is decided by the callers in theory/io.py.
+or TransformerLens's state-dict keys) is decided by the callers in formats/containers.py.
 """
 
 from __future__ import annotations

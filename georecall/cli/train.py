@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+from georecall.cli.args import positive_int
 from georecall.theory.checks import InputError
 
 
@@ -28,7 +30,7 @@ def _experiments():
 def torch_forward(weights, device: str):
     """The torch float64 backend for ``verify_model`` (``georecall verify --path torch``)."""
     _experiments()
-    from georecall.experiments.torch_verify import TorchForward
+    from georecall.verify.torch_path import TorchForward
 
     return TorchForward(weights, device)
 
@@ -43,7 +45,7 @@ def _floats(name):
     return parse
 
 
-def add_training_options(p, positive_int, init_scale: float = 1.0, weight_decay: float = 0.0, d_mlp: int = 64) -> None:
+def add_training_options(p, init_scale: float = 1.0, weight_decay: float = 0.0, d_mlp: int = 64) -> None:
     p.add_argument("--d-mlp", type=positive_int("--d-mlp"), default=d_mlp, help=f"MLP width, >= 1 (default {d_mlp})")
     p.add_argument("--steps", type=positive_int("--steps"), default=3000, help="step budget, >= 0 (default 3000)")
     p.add_argument("--lr", type=_floats("--lr"), default=1e-2, help="AdamW learning rate, > 0 (default 0.01)")
@@ -57,7 +59,7 @@ def add_training_options(p, positive_int, init_scale: float = 1.0, weight_decay:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def add_parsers(sub, positive_int) -> None:
+def add_parsers(sub) -> None:
     train = sub.add_parser(
         "train", help="train the one-layer model on R random bijections; analyse its structure and transfer",
         description="Defaults: init scale 0.1, weight decay 0.5 and d_mlp 256, the regime that best reproduces the paper's "
@@ -79,7 +81,7 @@ def add_parsers(sub, positive_int) -> None:
     train.add_argument("--instances", type=positive_int("--instances", minimum=1), default=1,
                        help="train shared weights jointly on this many instances, each with its own subject table "
                             "(analyses use the first; default 1)")
-    add_training_options(train, positive_int, init_scale=0.1, weight_decay=0.5, d_mlp=256)
+    add_training_options(train, init_scale=0.1, weight_decay=0.5, d_mlp=256)
 
     sweep = sub.add_parser("sweep", help="threshold d* (least d_model reaching 100%% train accuracy) by bisection over a grid")
     sweep.add_argument("--N", type=positive_int("--N"), nargs="*", default=[64, 128, 256, 512, 1024], help="N values for the N axis (default 64 128 256 512 1024)")
@@ -89,7 +91,7 @@ def add_parsers(sub, positive_int) -> None:
     sweep.add_argument("--seeds", type=positive_int("--seeds"), nargs="+", default=[0, 1, 2], help="seeds (init and facts), >= 3 recommended (default 0 1 2)")
     sweep.add_argument("--d-max", type=positive_int("--d-max"), default=256, help="largest d_model tried (default 256)")
     sweep.add_argument("--out", required=True, help="folder for runs.csv, thresholds.csv, sweep.json, config.json, thresholds.png")
-    add_training_options(sweep, positive_int)
+    add_training_options(sweep)
 
 
 def progress_lines(force: bool):
@@ -145,3 +147,6 @@ def sweep_table(result) -> str:
     for name, fit in result.fits.items():
         lines.append(f"{name}: slope {fit['slope']:.3g}, intercept {fit['intercept']:.3g}, R^2 {fit['r2']:.3f} ({fit['points']} points)")
     return "\n".join(lines)
+
+
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep}

@@ -1,7 +1,7 @@
 """The exact oracle: a query's class decided on the stored weights (docs/theorems/soundness.md, Theorem S6).
 
 ``ExactDecider.oracle(tokens, answer)`` runs the §3 forward pass in ball arithmetic with the
-radius of every conforming float64 evaluation (theory.balls) at 128, 512, 2048 and 8192 bits:
+radius of every conforming float64 evaluation (verify.balls) at 128, 512, 2048 and 8192 bits:
 
     every conforming evaluation overflows (a stage output beyond the largest float)  -> failure
     some rival's exact margin is <= 0 (a ball wholly <= 0, or exactly 0)             -> failure
@@ -13,17 +13,17 @@ radius of every conforming float64 evaluation (theory.balls) at 128, 512, 2048 a
 
 ``decide_many`` first tries the bounded reference's per-rival float64 test (Lemma S4 with each
 column's own norm) on safe queries, which settles most of them at a fraction of the cost;
-``path="exact"`` in theory.verify skips it, so that every verdict comes from the oracle.
+``path="exact"`` in verify.run skips it, so that every verdict comes from the oracle.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from georecall.theory.balls import BallForward
-from georecall.theory.bounded import BoundedForward, is_single_hop
-from georecall.theory.rounding import INFLATE, TINY, gamma, logit_depth, logit_radius, norm_up
-from georecall.theory.verdict import FAILURE, FRAGILE, ROBUST, UNPROVEN
+from georecall.verify.balls import BallForward
+from georecall.verify.reference import BoundedForward, is_single_hop
+from georecall.verify.error_model import INFLATE, TINY, gamma, logit_depth, logit_radius, norm_up
+from georecall.verify.verdict import FAILURE, FRAGILE, ROBUST, UNPROVEN
 from georecall.theory.weights import TransformerWeights
 
 PRECISIONS = (128, 512, 2048, 8192)
@@ -42,7 +42,7 @@ def _sign(ball) -> int | None:
 
 
 class ExactDecider:
-    """Decides queries the float64 bound left open; returns a verdict class (theory.verdict)."""
+    """Decides queries the float64 bound left open; returns a verdict class (verify.verdict)."""
 
     def __init__(self, weights: TransformerWeights, precisions=PRECISIONS):
         self.weights, self.precisions = weights, precisions
@@ -188,7 +188,7 @@ class ExactDecider:
 
     def _rational(self, tokens: np.ndarray, answer: int, ball, rivals: np.ndarray | None) -> int:
         """Exact rational margins when every exp argument was 0 (uniform attention): decides ties."""
-        from georecall.theory.rationals import NotRational, rational_logits
+        from georecall.verify.rationals import NotRational, rational_logits
 
         rivals = np.delete(np.arange(self.weights.meta.d_vocab_out), answer) if rivals is None else rivals
         try:
@@ -217,7 +217,7 @@ class ExactDecider:
 
 class OracleForward:
     """The exact path: every query's class from the oracle alone (no float64 test), with the
-    margins and radii of its ball pass for the report (theory.verify, ``path="exact"``)."""
+    margins and radii of its ball pass for the report (verify.run, ``path="exact"``)."""
 
     path = "exact"
 
@@ -226,7 +226,7 @@ class OracleForward:
 
     def classes(self, tokens: np.ndarray, answers: np.ndarray):
         """(MarginBatch, classes) of a batch of queries."""
-        from georecall.theory.bounded import MarginBatch
+        from georecall.verify.reference import MarginBatch
 
         n = len(answers)
         margins, bounds, best, safe = np.empty(n), np.empty(n), np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)

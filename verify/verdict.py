@@ -9,7 +9,7 @@ Classes of a query (docs/theorems/soundness.md, Theorem S5):
 
 A float margin m with radii r_t (answer) and r (every rival) of a *safe* query (finite, and no
 conforming evaluation can overflow) decides: m > r_t + r -> robust; m < -(r_t + r) -> failure.
-Every other query, unsafe ones included, is re-decided by the exact oracle (theory.exact) on
+Every other query, unsafe ones included, is re-decided by the exact oracle (verify.exact) on
 the stored weights. ``exact_recall`` holds only when every checked query is robust.
 """
 
@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from georecall.theory.bounded import MarginBatch
-from georecall.theory.rounding import INFLATE
+from georecall.verify.reference import MarginBatch
+from georecall.verify.error_model import INFLATE
 
 ROBUST, FRAGILE, UNPROVEN, FAILURE = 0, 1, 2, 3
 CLASS_NAMES = ("robust", "fragile", "unproven", "failures")
@@ -94,7 +94,7 @@ class VerdictAccumulator:
 
     A query checked several times (chain-of-thought steps) keeps its worst class and least
     margin. Offenders are listed per class, at most ``max_listed`` each, in the order fed.
-    ``decider`` (theory.exact.ExactDecider) re-decides float-undecided queries; without one, or
+    ``decider`` (verify.exact.ExactDecider) re-decides float-undecided queries; without one, or
     past ``max_exact`` of them, they stay unproven.
     """
 

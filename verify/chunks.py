@@ -1,4 +1,4 @@
-"""Chunks of numpy work side by side on the machine's cores, with BLAS held to one thread each."""
+"""Chunks of work: the memory budget of one chunk, and chunks side by side on the machine's cores, with BLAS held to one thread each."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from itertools import islice
 
 import numpy as np
 
+DEFAULT_MEMORY_BUDGET_BYTES = 256 * 2**20  # the memory budget of one chunk of queries (georecall verify --memory-budget-mb)
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 _POOL = ThreadPoolExecutor(max_workers=WORKERS)
 

@@ -17,7 +17,7 @@ provided that evaluation overflows nowhere. The rules:
 
 The bounds are computed in float64 themselves; every rule inflates by a factor that covers its
 own rounding. A NaN or inf anywhere in a radius makes it NaN or inf, which no comparison
-passes: such a query is never called robust, and goes to the exact oracle (theory.exact).
+passes: such a query is never called robust, and goes to the exact oracle (verify.exact).
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def logit_radius(residual_radius_norm, residual_upper_norm, column_norm, bias_ab
 
 
 class NumpyOps:
-    """The array operations the bound rules use; experiments.torch_verify supplies the torch twin."""
+    """The array operations the bound rules use; verify.torch_path supplies the torch twin."""
 
     @staticmethod
     def relu(x):

@@ -7,7 +7,7 @@ evaluation can land from it (docs/theorems/soundness.md, Lemma S1 with exact cen
 reports whether some conforming evaluation may overflow (a magnitude product at or above
 OVERFLOW_LIMIT) and whether every one must (a stage output farther from 0 than the largest
 float64 by more than E). Where Lemma S8 proves a single-hop prompt exact, every E is 0.
-theory.exact turns a pass into a verdict class; nothing here uses float64 arithmetic for values.
+verify.exact turns a pass into a verdict class; nothing here uses float64 arithmetic for values.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from georecall.theory.rounding import (
+from georecall.verify.error_model import (
     EXP_RELATIVE_ERROR,
     OVERFLOW_LIMIT,
     PATTERN_RADIUS_CAP,

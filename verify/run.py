@@ -1,13 +1,13 @@
 """Exact-recall verification: every query kind a file declares, through one verdict engine.
 
-A query passes only when it is *proven* correct and float64-robust (theory.verdict,
+A query passes only when it is *proven* correct and float64-robust (verify.verdict,
 docs/theorems/soundness.md). Paths differ only in how they compute margins and radii:
 
-    reference  theory.bounded.BoundedForward: the §3 forward pass with a radius on every value
-    fast       theory.fast: one-layer single hop, subject/relation sides computed once
-    certify    theory.certify: a proven margin bound per query, brute force (fast) elsewhere
-    torch      experiments.torch_verify: BoundedForward's rules on torch tensors
-    exact      theory.exact: every query decided by the oracle (ball arithmetic), no float64 test;
+    reference  verify.reference.BoundedForward: the §3 forward pass with a radius on every value
+    fast       verify.fast: one-layer single hop, subject/relation sides computed once
+    certify    verify.certify: a proven margin bound per query, brute force (fast) elsewhere
+    torch      verify.torch_path: BoundedForward's rules on torch tensors
+    exact      verify.exact: every query decided by the oracle (ball arithmetic), no float64 test;
                slow, for small files and as the ground truth the other paths are tested against
 
 ``verify_model`` picks the fastest sound path per query kind unless ``path`` forces one.
@@ -23,15 +23,15 @@ from typing import Callable
 import numpy as np
 
 from georecall.theory.checks import InputError
-from georecall.theory.rounding import overflow_is_a_verdict
-from georecall.theory.bounded import BoundedForward, answer_margins, check_context  # noqa: F401 (answer_margins: the plain definition)
-from georecall.theory.exact import ExactDecider
+from georecall.verify.error_model import overflow_is_a_verdict
+from georecall.verify.reference import BoundedForward, answer_margins, check_context  # noqa: F401 (answer_margins: the plain definition)
+from georecall.verify.chunks import DEFAULT_MEMORY_BUDGET_BYTES
+from georecall.verify.exact import ExactDecider
 from georecall.theory.instance import Instance
-from georecall.theory.queries import ChainOfThoughtStepQueries, MultiHopQueries, SingleHopQueries
-from georecall.theory.verdict import DEFAULT_MAX_EXACT, RecallReport, VerdictAccumulator, combine
+from georecall.theory.queries import ChainOfThoughtStepQueries, MultiHopQueries, SingleHopQueries, cot_parameters, multi_hop_parameters
+from georecall.verify.verdict import DEFAULT_MAX_EXACT, RecallReport, VerdictAccumulator, combine
 from georecall.theory.weights import TransformerWeights
 
-DEFAULT_MEMORY_BUDGET_BYTES = 256 * 2**20
 DEFAULT_MAX_QUERIES = 1_000_000
 WORK_LIMIT_POSITIONS = 2 * 10**9  # attention scores (prompts x length^2) of a check: hours on 2 cores
 
@@ -76,7 +76,7 @@ def verify_queries(
     """Check the queries of ``query_set`` (all unless ``indices`` picks a sample) through ``forward``.
 
     ``forward.margins(tokens, answers) -> MarginBatch``: the reference BoundedForward by default,
-    or a backend such as experiments.torch_verify. ``accumulator`` lets several query sets (CoT
+    or a backend such as verify.torch_path. ``accumulator`` lets several query sets (CoT
     steps) share per-query verdicts; the report is then the caller's to make.
     """
     exhaustive = indices is None
@@ -182,38 +182,12 @@ def verify_chain_of_thought(weights: TransformerWeights, instance: Instance, hop
                                        "path": getattr(forward, "path", "reference")})
 
 
-def cot_parameters(meta) -> tuple[int, int]:
-    """(max_hops K, hops_per_step h) of a chain-of-thought file, validated (docs/FORMAT.md §5)."""
-    extra = meta.extra
-    if not isinstance(extra, dict) or "max_hops" not in extra or "hops_per_step" not in extra:
-        raise InputError("meta.extra must give max_hops and hops_per_step for query kind 'cot'")
-    K, h = extra["max_hops"], extra["hops_per_step"]
-    if isinstance(K, bool) or not isinstance(K, int) or K < 1:
-        raise InputError(f"meta.extra.max_hops must be an integer >= 1, got {K!r}")
-    if isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= K:
-        raise InputError(f"meta.extra.hops_per_step must be an integer in 1..max_hops = {K}, got {h!r}")
-    if "SEP" not in meta.special_tokens or "PAD" not in meta.special_tokens:
-        raise InputError("meta.token_layout.special must name SEP and PAD for query kind 'cot'")
-    return K, h
-
-
-def multi_hop_parameters(meta) -> tuple[int, str]:
-    extra = meta.extra
-    hops = extra.get("hops") if isinstance(extra, dict) else None
-    if isinstance(hops, bool) or not isinstance(hops, int) or hops < 1:
-        raise InputError(f"meta.extra.hops must be an integer >= 1 for query kind 'multi_hop', got {hops!r}")
-    chains = extra.get("chains", "exact")
-    if chains not in ("exact", "up_to"):
-        raise InputError(f"meta.extra.chains must be 'exact' or 'up_to', got {chains!r}")
-    return hops, chains
-
-
 CERTIFY_ABOVE_N = 4096  # measured: below it fast brute force wins (0.56 s against 1.25 s at N = 4096, R = 8)
 
 
 def choose_single_hop_path(weights: TransformerWeights, structure=None) -> str:
     """The fastest sound single-hop path: the certificate where the unembedding is nearest-code
-    (``structure``, from georecall.theory.certify.nearest_code_structure) and N is large, else fast brute
+    (``structure``, from georecall.verify.certify.nearest_code_structure) and N is large, else fast brute
     force (one layer), else the bounded reference."""
     if structure is not None and (weights.meta.N > CERTIFY_ABOVE_N or weights.n_layers != 1):
         return "certify"
@@ -227,7 +201,7 @@ def verify_model(weights: TransformerWeights, instance: Instance, hops: int | No
 
     single_hop: all N R queries. multi_hop: chains of meta.extra.hops (``chains`` from meta).
     cot: every depth 1..max_hops (or only ``hops``), every emitted token. ``path`` forces one
-    path (PATHS); "torch" needs ``forward`` (experiments.torch_verify.TorchForward).
+    path (PATHS); "torch" needs ``forward`` (verify.torch_path.TorchForward).
     """
     if path not in PATHS:
         raise InputError(f"path must be one of {', '.join(PATHS)}, got {path!r}")
@@ -241,9 +215,9 @@ def verify_model(weights: TransformerWeights, instance: Instance, hops: int | No
     if hops is not None and "cot" not in kinds:
         raise InputError("hops selects a chain-of-thought depth; these weights declare no 'cot' queries")
     if path == "torch" and forward is None:
-        raise InputError("path 'torch' needs a torch forward (experiments.torch_verify.TorchForward)")
+        raise InputError("path 'torch' needs a torch forward (verify.torch_path.TorchForward)")
     if path == "exact":
-        from georecall.theory.exact import OracleForward
+        from georecall.verify.exact import OracleForward
 
         refuse_exact_out_of_reach(weights, instance, hops, options.get("max_queries", DEFAULT_MAX_QUERIES))
         forward = OracleForward(weights)
@@ -302,8 +276,8 @@ def refuse_exact_out_of_reach(weights: TransformerWeights, instance: Instance, h
 
 
 def _verify_single_hop_by_path(weights, instance, path, forward, max_listed, options) -> RecallReport:
-    from georecall.theory.certify import certify_single_hop, nearest_code_structure
-    from georecall.theory.fast import verify_single_hop_fast
+    from georecall.verify.certify import certify_single_hop, nearest_code_structure
+    from georecall.verify.fast import verify_single_hop_fast
 
     wants_structure = path == "certify" or (path == "auto" and (weights.meta.N > CERTIFY_ABOVE_N or weights.n_layers != 1))
     structure = nearest_code_structure(weights) if wants_structure else None

@@ -7,7 +7,7 @@ center +- radius, and a ``safe`` flag: this evaluation was finite and no conform
 can overflow (every stage's magnitude product is in range, Lemma S1). ``margins`` turns that into
 per-query margins with the radii of the answer's logit and of the largest rival logit. Where
 Lemma S8 proves every stage exact (single-hop prompts of an integer construction) the radii are
-0. The same code runs on torch tensors through ``ops`` (experiments.torch_verify), so every
+0. The same code runs on torch tensors through ``ops`` (verify.torch_path), so every
 backend uses one set of rules.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from georecall.theory.checks import InputError
-from georecall.theory.rounding import (
+from georecall.verify.error_model import (
     NUMPY,
     attention_output_depth,
     chain_underflow,
@@ -78,7 +78,7 @@ class ExactSingleHop:
 
     def __bool__(self) -> bool:
         if self._value is None:
-            from georecall.theory.exactness import single_hop_is_exact
+            from georecall.verify.exactness import single_hop_is_exact
 
             self._value = single_hop_is_exact(self.weights)
         return self._value
@@ -95,7 +95,7 @@ class UnembeddingNorms:
         self.bias_max = float(self.bias.max()) if self.bias.size else 0.0
 
     def radii(self, residual_radius_norm, residual_upper_norm, answers, d_model: int, any_evaluation: bool = False):
-        from georecall.theory.rounding import logit_radius
+        from georecall.verify.error_model import logit_radius
 
         target = logit_radius(residual_radius_norm, residual_upper_norm, self.column[answers], self.bias[answers], d_model, any_evaluation)
         rival = logit_radius(residual_radius_norm, residual_upper_norm, self.column_max, self.bias_max, d_model, any_evaluation)

@@ -1,8 +1,8 @@
 """The PyTorch verification backend: the bounded forward pass in float64 on CPU or CUDA.
 
-``TorchForward`` is theory.bounded.BoundedForward running on torch tensors: the same radius
+``TorchForward`` is verify.reference.BoundedForward running on torch tensors: the same radius
 rules (docs/theorems/soundness.md), the same §3 operations, only the array library differs. It
-plugs into the one verdict engine (theory.verify / theory.verdict), so chunking, sampling,
+plugs into the one verdict engine (verify.run / verify.verdict), so chunking, sampling,
 classes, exact re-decision and the report are the reference code's. float64 only: the error
 model (u = 2^-53) is proven for float64, so a float32 verdict could not be called exact.
 Tests hold it to the reference on the same inputs.
@@ -13,15 +13,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from georecall.experiments.train import resolve_device
-from georecall.theory.bounded import BoundedForward, MarginBatch
+from georecall.theory.checks import InputError
+from georecall.verify.reference import BoundedForward, MarginBatch
 from georecall.theory.instance import Instance
-from georecall.theory.verify import verify_model
+from georecall.verify.run import verify_model
 from georecall.theory.weights import TransformerWeights
 
 
+def resolve_device(device: str) -> torch.device:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("device 'cuda' was requested but torch.cuda.is_available() is False; use --device cpu")
+    return torch.device(device)
+
+
 class TorchOps:
-    """theory.rounding.NumpyOps for torch tensors."""
+    """verify.error_model.NumpyOps for torch tensors."""
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -84,5 +90,5 @@ class TorchForward(BoundedForward):
 
 
 def verify_model_torch(weights: TransformerWeights, instance: Instance, device: str = "cpu", **options):
-    """``theory.verify.verify_model`` on the torch backend for every query kind; details.path says so."""
+    """``verify.run.verify_model`` on the torch backend for every query kind; details.path says so."""
     return verify_model(weights, instance, path="torch", forward=TorchForward(weights, device), **options)

@@ -1,0 +1,48 @@
+"""``georecall compare``: a construction (weights file or spec) against the lower bounds that cover its queries."""
+
+from __future__ import annotations
+
+import json
+
+from georecall.cli.args import EXIT_FAILED, EXIT_OK, BadInput, positive_int
+from georecall.formats.containers import load_model
+from georecall.tables import format_table
+from georecall.theory.spec import ConstructionSpec
+
+
+def add_parsers(sub) -> None:
+    compare = sub.add_parser("compare", help="a construction (weights .npz or spec .json) against the lower bounds")
+    compare.add_argument("file", help="a .npz weights file, or a .json ConstructionSpec")
+    compare.add_argument("--precision", type=positive_int("--precision"), default=None, help="bits per stored number p (default: the spec's bits per coordinate)")
+    compare.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def load_comparable(path: str):
+    if path.endswith(".json"):
+        try:
+            with open(path) as handle:
+                return ConstructionSpec.from_json_dict(json.load(handle))
+        except FileNotFoundError:
+            raise BadInput(f"spec file {path} does not exist") from None
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise BadInput(f"{path} is not a ConstructionSpec JSON object ({exc})") from None
+    return load_model(path)
+
+
+def run(args) -> int:
+    from georecall.bounds import compare
+
+    result = compare(load_comparable(args.file), args.precision)
+    if args.json:
+        print(json.dumps(result.to_json_dict()))
+    else:
+        print(result.summary())
+        print(format_table(result.bounds, [("name", "bound"), ("needed_bits", "needed bits"), ("spent_bits", "spent bits"),
+                                           ("ratio", "ratio"), ("ratio_d_model", "ratio on d_model"), ("holds", "respected"),
+                                           ("statement", "statement")]))
+        for note in result.notes:
+            print(f"note: {note}")
+    return EXIT_FAILED if result.verdict == "impossible" else EXIT_OK
+
+
+COMMANDS = {"compare": run}

@@ -1,0 +1,30 @@
+"""``georecall export``: a weights file in another container (npz, safetensors, TransformerLens)."""
+
+from __future__ import annotations
+
+import os
+
+from georecall.cli.args import EXIT_OK, BadInput
+from georecall.formats.containers import CONTAINERS, load_model, save_model_as
+
+
+def add_parsers(sub) -> None:
+    export = sub.add_parser("export", help="write a weights file in another container: npz, safetensors or a TransformerLens state dict")
+    export.add_argument("file", help="a weights file in any container georecall reads")
+    export.add_argument("--to", choices=CONTAINERS, required=True,
+                        help="npz (docs/FORMAT.md), safetensors (the same arrays), or transformer-lens (a safetensors TransformerLens "
+                             "native state dict with its config; docs/interop.md)")
+    export.add_argument("out", help="the file to write (atomically)")
+    export.add_argument("--force", action="store_true", help="replace OUT if it exists")
+
+
+def run(args) -> int:
+    if os.path.exists(args.out) and not args.force:
+        raise BadInput(f"OUT {args.out} exists; pass --force to replace it")
+    loaded = load_model(args.file)
+    save_model_as(args.out, args.to, loaded.weights, loaded.instance, loaded.spec)
+    print(f"wrote {args.out}: {args.to}, N={loaded.weights.meta.N}, R={loaded.weights.meta.R}, d_model={loaded.weights.d_model}")
+    return EXIT_OK
+
+
+COMMANDS = {"export": run}

@@ -1,0 +1,46 @@
+"""``georecall threshold``: shared-space, Theorem 3's sufficient d next to the least d measured exact."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from georecall.cli.args import EXIT_OK, positive_int
+from georecall.constructions.codebooks import make_codebook
+from georecall.constructions.shared_space import empirical_threshold_d, shared_space_dimensions
+from georecall.tables import format_table
+from georecall.theory.instance import Instance
+
+
+def add_parsers(sub) -> None:
+    threshold = sub.add_parser("threshold", help="shared-space: Theorem 3's sufficient d next to the least d measured exact")
+    threshold.add_argument("--N", type=positive_int("--N"), nargs="+", default=[64, 256], help="subject counts (default 64 256)")
+    threshold.add_argument("--R", type=positive_int("--R"), nargs="+", default=[1, 2, 4], help="relation counts (default 1 2 4)")
+    threshold.add_argument("--seeds", type=positive_int("--seeds", minimum=1), default=3, help="map seeds that must all be exact (default 3)")
+    threshold.add_argument("--delta", type=float, default=0.01, help="the theorem's failure probability (default 0.01)")
+    threshold.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args) -> int:
+    rows = []
+    for N in args.N:
+        for R in args.R:
+            started = time.perf_counter()
+            instance, book = Instance.random(N, R, seed=0), make_codebook("binary", N)
+            proven = shared_space_dimensions(N, R, book, args.delta)["d"]
+            measured = empirical_threshold_d(instance, book, seeds=tuple(range(args.seeds)), d_high=proven)
+            rows.append({"N": N, "R": R, "d0": book.d0, "proven_d": proven, "measured_d": measured["threshold_d"],
+                         "failing_d_below": measured["failing_d_below"], "ratio": proven / measured["threshold_d"],
+                         "measured_d_over_R_d0": measured["threshold_d"] / (R * book.d0),
+                         "seconds": round(time.perf_counter() - started, 2)})
+            if not args.json:
+                sys.stderr.write(f"N={N} R={R}: proven d {proven}, measured {measured['threshold_d']}\n")
+    if args.json:
+        print(json.dumps({"delta": args.delta, "seeds": args.seeds, "rows": rows}))
+    else:
+        print(format_table(rows, [(k, k) for k in rows[0]]))
+    return EXIT_OK
+
+
+COMMANDS = {"threshold": run}

@@ -1,0 +1,273 @@
+"""Fast single-hop paths with rigorous radii; tests hold them to the bounded reference on the same inputs.
+
+single_hop_residuals: one-layer models on [s, N + r] prompts. The subject side of attention
+(keys, and values through W_O) is computed once per subject and the relation side once per
+relation, instead of once per query; the softmax over the two positions and the MLP run per
+query. Its radius is a per-row norm bound (docs/theorems/soundness.md, Lemma S7): the
+attention stage from per-subject and per-relation magnitude twins, the MLP input by
+Cauchy-Schwarz on W_in's columns (no second wide product), the output stage on the support
+columns only. So the bound costs O(1) per hidden unit, not a second matrix product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import blas
+
+from georecall.theory.checks import InputError
+from georecall.verify.chunks import map_in_threads
+from georecall.verify.fast_radius import _with_position, attach_radius_terms, pattern_radius, residual_radius
+from georecall.verify.margins import COLUMN_BLOCK, LOGIT_BLOCK_BYTES, blocked_margins, deduplicated_margins
+from georecall.verify.error_model import overflow_is_a_verdict
+from georecall.verify.reference import ExactSingleHop, MarginBatch, UnembeddingNorms, check_context, unembedding_support
+from georecall.verify.error_model import (
+    norm_up,
+)
+from georecall.theory.weights import TransformerWeights
+
+FAST_MEMORY_BUDGET_BYTES = 256 * 2**20
+
+
+
+@dataclass
+class BoundedRows:
+    """Residual rows on some columns with norm bounds: ||exact - center|| <= radius_norm (and the
+    same for every conforming evaluation); upper_norm >= || |center| + radius ||; safe: finite
+    here and no conforming evaluation can overflow (Lemma S1's envelope, on every column)."""
+
+    center: np.ndarray
+    radius_norm: np.ndarray
+    upper_norm: np.ndarray
+    safe: np.ndarray
+
+
+class SingleHopSides:
+    """Per-relation quantities, with everything the MLP needs folded through W_in, computed once per weights."""
+
+    def __init__(self, weights: TransformerWeights, columns: np.ndarray | None):
+        if weights.n_layers != 1:
+            raise InputError("single_hop_residuals handles one-layer models; use verify.reference.BoundedForward")
+        check_context(weights, 2)
+        self.weights = weights
+        N, R, d = weights.meta.N, weights.meta.R, weights.d_model
+        self.columns = np.arange(d) if columns is None else np.asarray(columns)
+        cols = self.columns
+        attn, mlp = weights.blocks[0].attn, weights.blocks[0].mlp
+        H = attn.n_heads
+        self.exact = bool(ExactSingleHop(weights))  # Lemma S8: every radius 0, nothing below needed
+        x1 = weights.W_E[N : N + R]
+        self.pos = None if weights.W_pos is None else weights.W_pos[:2]
+        if self.pos is not None:
+            x1, self.r1 = _with_position(x1, self.pos[1])
+        else:
+            self.r1 = np.zeros_like(x1)
+        self.x1_cols = x1[:, cols]
+        self.q1 = [x1 @ attn.W_Q[h] for h in range(H)]
+        self.k1 = [x1 @ attn.W_K[h] for h in range(H)]
+        out1 = [(x1 @ attn.W_V[h]) @ attn.W_O[h] for h in range(H)]
+        self.out1_cols = [o[:, cols] for o in out1]
+        self.out1_W_in = [o @ mlp.W_in for o in out1]  # [R, d_mlp]: the relation side of the MLP input
+        self.x1_W_in = x1 @ mlp.W_in + mlp.b_in
+        # The subject side, reassociated (Lemma S7): x_0 (W_K q_1^T), x_0 (W_V W_O W_in), x_0 (W_V W_O)[:, cols]
+        self.key_query = [attn.W_K[h] @ self.q1[h].T for h in range(H)]  # [d, R]
+        value_out = [attn.W_V[h] @ attn.W_O[h] for h in range(H)]
+        self.value_in = [v @ mlp.W_in for v in value_out]  # [d, d_mlp]
+        self.value_cols = [v[:, cols] for v in value_out]  # [d, k]
+        self.W_out_cols = np.ascontiguousarray(mlp.W_out[:, cols])
+        self.W_out_cols_T = np.ascontiguousarray(self.W_out_cols.T)
+        self.b_out_cols = mlp.b_out[cols]
+        if not self.exact:
+            attach_radius_terms(self, weights, x1)
+
+
+def _finite_rows(values: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """Rows of ``values`` with no NaN/inf, read off their norms (a non-finite norm is re-checked
+    entry by entry: squares of huge finite values overflow too)."""
+    finite = np.isfinite(norms)
+    doubtful = np.flatnonzero(~finite)
+    if len(doubtful):
+        finite[doubtful] = np.all(np.isfinite(values[doubtful]), axis=1)
+    return finite
+
+
+def bounded_single_hop_residuals(weights: TransformerWeights, subjects: np.ndarray, columns: np.ndarray | None = None,
+                                 sides: SingleHopSides | None = None) -> BoundedRows:
+    """Final residual (on ``columns``) for every (s, r), s in ``subjects``, with norm radii: rows q = s * R + r.
+
+    The MLP input is computed as (x_1 W_in + b_in) + sum_h a_0 ((x_0 W_V) W_O W_in) + a_1 (...):
+    subject and relation sides through W_in once each, so the widest product has one row per
+    subject, not per query (another association of the same monomials: Lemma S7).
+    """
+    sides = sides or SingleHopSides(weights, columns)
+    R = weights.meta.R
+    attn, scale = weights.blocks[0].attn, weights.meta.attn_scale
+    x0 = weights.W_E[subjects]
+    r0 = None
+    if sides.pos is not None:
+        x0, r0 = _with_position(x0, sides.pos[0])
+    S, k = len(subjects), len(sides.columns)
+    safe = np.ones((S, R), dtype=bool)
+    weights0, weights1, subject_in, subject_cols, pattern_radii = [], [], [], [], []
+    for h in range(attn.n_heads):
+        s10 = scale * (x0 @ sides.key_query[h])  # [S, R]: the last position attends to the subject
+        s11 = scale * np.einsum("re,re->r", sides.q1[h], sides.k1[h])  # [R]: and to itself
+        safe &= np.isfinite(s10) & np.isfinite(s11)[None, :]
+        top = np.maximum(s10, s11[None, :])
+        e0, e1 = np.exp(s10 - top), np.exp(s11[None, :] - top)
+        a0, a1 = e0 / (e0 + e1), e1 / (e0 + e1)
+        out0_W_in = x0 @ sides.value_in[h]  # [S, d_mlp]: the subject side of the MLP input
+        safe &= np.isfinite(norm_up(out0_W_in))[:, None]
+        weights0.append(a0)
+        weights1.append(a1)
+        subject_in.append(out0_W_in)
+        subject_cols.append(x0 @ sides.value_cols[h])
+        if not sides.exact:
+            pattern_radii.append(pattern_radius(sides, x0, r0, h, s10, s11, top, a0, a1))
+    out = np.empty((S, R, k))
+    hidden_norm = np.empty((S, R))
+    finite_hidden = np.ones((S, R), dtype=bool)
+    ones = np.ones(S)
+
+    def relation_block(r: int) -> None:
+        """The MLP for relation r: its [S, d_mlp] block stays in cache through every pass."""
+        pre = np.multiply(subject_in[0], weights0[0][:, r, None], out=np.empty_like(subject_in[0]))
+        for a0, side in zip(weights0[1:], subject_in[1:]):
+            pre += side * a0[:, r, None]
+        # relation side and bias: one product accumulated into pre (BLAS beta = 1)
+        left = np.stack([ones] + [w[:, r] for w in weights1], axis=1)
+        right = np.vstack([sides.x1_W_in[r][None, :]] + [side[r][None, :] for side in sides.out1_W_in])
+        pre = _accumulate_product(left, right, pre)
+        hidden = np.maximum(pre, 0.0, out=pre)
+        hidden_norm[:, r] = norm_up(hidden)
+        finite_hidden[:, r] = _finite_rows(hidden, hidden_norm[:, r])
+        z_r = np.empty((S, k))
+        z_r[...] = sides.x1_cols[r]
+        for a0, a1, cols0, cols1 in zip(weights0, weights1, subject_cols, sides.out1_cols):
+            z_r += a0[:, r, None] * cols0
+            z_r += a1[:, r, None] * cols1[r][None, :]
+        # W_out^T h^T: OpenBLAS is faster with the skinny side first
+        out[:, r, :] = z_r + ((sides.W_out_cols_T @ hidden.T).T + sides.b_out_cols)
+
+    for r in range(R):
+        relation_block(r)
+    out = out.reshape(S * R, k)
+    safe = (safe & finite_hidden).reshape(-1)
+    out_norm = norm_up(out)
+    safe &= _finite_rows(out, out_norm)
+    if sides.exact:  # Lemma S8: every conforming evaluation computes these rows exactly, in range
+        return BoundedRows(out, np.zeros(S * R), out_norm, safe)
+    radius, upper_norm, in_bounds = residual_radius(sides, x0, r0, weights0, weights1, pattern_radii, hidden_norm.reshape(-1), out_norm)
+    return BoundedRows(out, radius, upper_norm, safe & in_bounds)
+
+
+def _accumulate_product(left: np.ndarray, right: np.ndarray, into: np.ndarray) -> np.ndarray:
+    """into + left @ right, written into ``into`` by BLAS (one pass instead of a product and a sum)."""
+    return blas.dgemm(1.0, right.T, left.T, beta=1.0, c=into.T, overwrite_c=True, trans_a=0, trans_b=0).T
+
+
+def single_hop_residuals(weights: TransformerWeights, subjects: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+    """Centers of ``bounded_single_hop_residuals``: [len(subjects) * R, len(columns)], rows q = s * R + r."""
+    return bounded_single_hop_residuals(weights, np.asarray(subjects), columns).center
+
+
+@overflow_is_a_verdict
+def verify_single_hop_fast(weights: TransformerWeights, instance, *, memory_budget_bytes: int | None = None, max_listed: int = 10,
+                           max_exact: int | None = None, progress=None):
+    """Brute force over every single-hop query, through bounded_single_hop_residuals, W_U's non-zero
+    rows and column-blocked margins; when every residual row (support columns only) fits the memory
+    budget, distinct rows are computed once (``deduplicated_margins``). One-layer models only.
+    """
+    from georecall.verify.exact import ExactDecider
+    from georecall.theory.queries import SingleHopQueries
+    from georecall.verify.verdict import DEFAULT_MAX_EXACT, VerdictAccumulator
+
+    budget = memory_budget_bytes or FAST_MEMORY_BUDGET_BYTES
+    N, R = instance.N, instance.R
+    queries = SingleHopQueries(instance)
+    scan = FastScan(weights, instance, budget)
+    accumulator = VerdictAccumulator(queries, queries.total, decider=ExactDecider(weights), max_listed=max_listed,
+                                     max_exact=DEFAULT_MAX_EXACT if max_exact is None else max_exact)
+    for first, stop, batch in scan.batches():
+        positions = np.arange(first * R, stop * R)
+        accumulator.add(positions, positions, batch)
+        if progress is not None:
+            progress(stop * R, N * R)
+    return accumulator.report("single_hop", N * R, True, chunk_size=scan.chunk_queries,
+                              details={"path": "fast_brute_force", "support_rows": int(len(scan.support)),
+                                       "column_block": scan.column_block, "deduplicated": bool(scan.deduplicate)})
+
+
+class FastScan:
+    """Margins and radii of every single-hop query (or of chosen subjects), in subject chunks."""
+
+    def __init__(self, weights: TransformerWeights, instance, budget: int):
+        N, R = instance.N, instance.R
+        self.weights, self.instance = weights, instance
+        self.support = unembedding_support(weights)
+        self.W_U = np.ascontiguousarray(weights.W_U[self.support])
+        self.b_U = weights.b_U if np.any(weights.b_U != 0) else None
+        self.norms = UnembeddingNorms(weights.W_U, weights.b_U, rows=self.support)
+        self.column_block = min(COLUMN_BLOCK, weights.meta.d_vocab_out)
+        d_mlp = max(b.mlp.d_mlp for b in weights.blocks)
+        # subjects per residual chunk: a few [R, d_mlp] and [R, d_model] arrays per subject
+        self.step = max(1, min(N, budget // (8 * 6 * R * (weights.d_model + d_mlp))))
+        self.rows_per_block = max(1, LOGIT_BLOCK_BYTES // (8 * self.column_block))  # residual rows per logits block
+        # residual rows, unique rows, inverse, answers and four top-2 arrays: about 2K + 14 numbers per query
+        self.deduplicate = 8 * N * R * (2 * len(self.support) + 14) <= budget
+        self.chunk_queries = (N if self.deduplicate else self.step) * R
+        self.sides = SingleHopSides(weights, self.support) if weights.n_layers == 1 else None
+
+    def subject_chunks(self):
+        N = self.instance.N
+        return (np.arange(first, min(first + self.step, N)) for first in range(0, N, self.step))
+
+    def rows(self, subjects: np.ndarray) -> BoundedRows:
+        return bounded_single_hop_residuals(self.weights, subjects, self.support, self.sides)
+
+    def batch(self, rows: BoundedRows, answers: np.ndarray, margins, best_other) -> MarginBatch:
+        if self.sides is not None and self.sides.exact:  # Lemma S8: the float64 logits are the exact ones
+            zero = np.zeros(len(answers))
+            return MarginBatch(margins, best_other, zero, zero, rows.safe)
+        target, rival = self.norms.radii(rows.radius_norm, rows.upper_norm, answers, self.weights.d_model)
+        return MarginBatch(margins, best_other, target, rival, rows.safe & self.norms.logits_in_range(rows.upper_norm))
+
+    def batches(self):
+        """(first subject, stop subject, MarginBatch) covering every query in order."""
+        N = self.instance.N
+        facts_T = self.instance.facts.T
+        if self.deduplicate:
+            parts = list(map_in_threads(self.rows, self.subject_chunks()))
+            rows = BoundedRows(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("center", "radius_norm", "upper_norm", "safe")))
+            answers = facts_T.reshape(-1)
+            margins, best_other = deduplicated_margins(rows.center, self.W_U, self.b_U, answers, self.column_block)
+            yield 0, N, self.batch(rows, answers, margins, best_other)
+            return
+        for subjects, rows in zip(self.subject_chunks(), map_in_threads(self.rows, self.subject_chunks())):
+            first, stop = int(subjects[0]), int(subjects[-1]) + 1
+            answers = facts_T[first:stop].reshape(-1)
+            margins, best_other = self.margins(rows.center, answers)
+            yield first, stop, self.batch(rows, answers, margins, best_other)
+
+    def margins(self, residuals: np.ndarray, answers: np.ndarray):
+        """blocked_margins over blocks of rows small enough for each logits block to stay in cache."""
+        parts = [blocked_margins(residuals[i : i + self.rows_per_block], self.W_U, self.b_U, answers[i : i + self.rows_per_block],
+                                 self.column_block) for i in range(0, len(answers), self.rows_per_block)]
+        if not parts:
+            return np.empty(0), np.empty(0, dtype=np.int64)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def query_batch(self, indices: np.ndarray) -> MarginBatch:
+        """Margins of chosen queries (sorted indices), computing the rows of their subjects only."""
+        R = self.instance.R
+        subjects = np.unique(indices // R)
+        rows = self.rows(subjects)
+        where = np.searchsorted(subjects, indices // R) * R + indices % R
+        picked = BoundedRows(rows.center[where], rows.radius_norm[where], rows.upper_norm[where], rows.safe[where])
+        answers = self.instance.facts[indices % R, indices // R]
+        margins, best_other = self.margins(picked.center, answers)
+        return self.batch(picked, answers, margins, best_other)
+
+
+__all__ = ["single_hop_residuals", "bounded_single_hop_residuals", "verify_single_hop_fast", "FastScan", "BoundedRows"]
