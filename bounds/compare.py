@@ -9,7 +9,7 @@ Spend at precision p (bits per stored number):
 Which bound (docs/theorems/bounds.md B7): the any-model count of B2, or Lemma B2' for chains of
 length exactly k >= 2; the generic count of B3 (single hop), B4 (k hops, exact or <= k) or B5/B5'
 (full or partial chain-of-thought). A construction that fails with probability f > 0 is held to
-the random-instance form with delta = 1 - f where that form is proved, and to no bound where it
+the random-instance form with success = 1 - f where that form is proved, and to no bound where it
 is not. A bound that is vacuous (needs 0 bits) is reported as such and carries no ratio.
 
 Verdict: ``impossible`` if some non-vacuous bound is beaten (spent < needed on subject
@@ -20,6 +20,7 @@ otherwise ``tight`` if the stricter ratio, max(subject, d_model), is at most tig
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import mpmath
@@ -29,7 +30,8 @@ from georecall.bounds.generic import generic_min_bits
 from georecall.bounds.numbers import mp
 from georecall.theory.checks import InputError, require_int
 from georecall.formats.containers import LoadedModel
-from georecall.theory.spec import ConstructionSpec, checked_spec, spec_from_weights
+from georecall.theory.describe import MAX_BITS, coordinate_needing_more_than, describe, measured_spec
+from georecall.theory.spec import ConstructionSpec, checked_spec
 
 TIGHT_FACTOR = 2.0
 
@@ -47,7 +49,7 @@ class BoundCheck:
     holds: bool
     vacuous: bool = False
     ratio_d_model: float | None = None
-    delta: float = 1.0
+    success: float = 1.0
 
 
 @dataclass
@@ -88,33 +90,73 @@ class Comparison:
         return f"Comparison({self.summary()})"
 
 
-def _spec_of(subject) -> tuple[ConstructionSpec, list]:
+def _spec_of(subject, precision):
+    """(the spec compared, notes, the precision): from the file itself where there is one (its own
+    spec only as a claim, checked field by field), else the given spec, range-checked."""
     if isinstance(subject, ConstructionSpec):
-        return subject, []
-    if isinstance(subject, LoadedModel):
-        if subject.spec is not None:
-            return checked_spec(subject.spec, subject.weights), []
-        spec = spec_from_weights(
-            subject.weights,
-            name=str(subject.weights.meta.extra.get("construction", "unknown")),
-            bits_per_coordinate=float("nan"),
-            guaranteed_margin=float("nan"),
-            fact_independent_shared=False,
-        )
-        return spec, ["the file carries no spec: its shared weights are assumed to depend on the facts"]
-    raise InputError(f"compare takes a ConstructionSpec or a LoadedModel, got {type(subject).__name__}")
+        _check_bits("bits_per_coordinate", subject.bits_per_coordinate)
+        if precision is None:
+            if not mpmath.isfinite(subject.bits_per_coordinate):
+                raise InputError("precision must be given: the spec declares no bits per coordinate")
+            precision = int(mpmath.ceil(subject.bits_per_coordinate))
+        return subject, [], precision
+    if not isinstance(subject, LoadedModel):
+        raise InputError(f"compare takes a ConstructionSpec or a LoadedModel, got {type(subject).__name__}")
+    weights, facts, notes = subject.weights, describe(subject.weights), []
+    if subject.spec is not None:
+        claim = checked_spec(subject.spec, weights)
+        _check_claim(claim, weights, facts)
+        spec = measured_spec(weights, name=claim.name, guaranteed_margin=claim.guaranteed_margin,
+                             failure_probability=claim.failure_probability, fact_independent_shared=claim.fact_independent_shared,
+                             subject_embedding_dim=claim.subject_embedding_dim)
+        if claim.bits_per_coordinate > facts.bits_per_coordinate:
+            notes.append(f"the spec declares {claim.bits_per_coordinate:g} bits per subject coordinate; the file's values need "
+                         f"{facts.bits_per_coordinate} (each coordinate takes at most 2^{facts.bits_per_coordinate} values)")
+    else:
+        spec = measured_spec(weights, name=str(weights.meta.extra.get("construction", "unknown")), guaranteed_margin=float("nan"),
+                             fact_independent_shared=False)
+        notes.append("the file carries no spec: its shared weights are assumed to depend on the facts")
+    if precision is None:
+        precision = facts.bits_per_coordinate
+    else:
+        precision = require_int("precision", precision, minimum=1)
+        wider = coordinate_needing_more_than(weights, precision)
+        if wider is not None:
+            column, count = wider
+            raise InputError(f"precision {precision} (--precision) contradicts the file: subject coordinate {column} takes {count:,} "
+                             f"distinct values, which need {math.ceil(math.log2(count))} bits; leave --precision out to use the "
+                             f"file's own {facts.bits_per_coordinate}")
+    return spec, notes, precision
+
+
+def _check_bits(name: str, bits) -> None:
+    if isinstance(bits, bool) or not isinstance(bits, (int, float)) or not (0 < bits <= MAX_BITS):
+        raise InputError(f"{name} must be a number in (0, {MAX_BITS}] (a float64 coordinate carries at most 64 bits), got {bits!r}")
+
+
+def _check_claim(claim: ConstructionSpec, weights, facts) -> None:
+    """The semantics a spec claims must be the file's, and its bits per coordinate must hold its values."""
+    _check_bits("meta.extra.spec.bits_per_coordinate", claim.bits_per_coordinate)
+    if facts.hops > 1 and not facts.cot and claim.extra.get("chains", "exact") != facts.chains:
+        raise InputError(f"meta.extra.spec.extra.chains is {claim.extra.get('chains', 'exact')!r} but meta.extra.chains is {facts.chains!r}")
+    if facts.cot and claim.extra.get("hops_per_step", 1) != facts.hops_per_step:
+        raise InputError(f"meta.extra.spec.extra.hops_per_step is {claim.extra.get('hops_per_step', 1)!r} but meta.extra.hops_per_step "
+                         f"is {facts.hops_per_step}")
+    wider = coordinate_needing_more_than(weights, claim.bits_per_coordinate)
+    if wider is not None:
+        raise InputError(f"meta.extra.spec.bits_per_coordinate is {claim.bits_per_coordinate:g} but subject coordinate {wider[0]} takes "
+                         f"{wider[1]:,} distinct values")
 
 
 def compare(subject, precision: int | None = None, tight_factor: float = TIGHT_FACTOR) -> Comparison:
     """Bits spent by ``subject`` (a spec or a loaded weights file) against the lower bounds at precision p.
 
-    ``precision`` defaults to the spec's bits_per_coordinate.
+    For a weights file the query set, sizes and bits per coordinate are read from the file
+    (theory.describe); a spec it carries is a claim checked field by field. ``precision``
+    defaults to the bits the file's values need (a spec's bits_per_coordinate for a bare spec),
+    and a smaller one is refused: it would call a correct file impossible.
     """
-    spec, notes = _spec_of(subject)
-    if precision is None:
-        if not mpmath.isfinite(spec.bits_per_coordinate):
-            raise InputError("precision must be given: the file declares no bits per coordinate")
-        precision = int(mpmath.ceil(spec.bits_per_coordinate))
+    spec, notes, precision = _spec_of(subject, precision)
     precision = require_int("precision", precision, minimum=1)
     chains = spec.extra.get("chains", "exact")
     d_bits = spec.subject_embedding_dim * precision
@@ -130,29 +172,29 @@ def compare(subject, precision: int | None = None, tight_factor: float = TIGHT_F
     if success <= 0:
         notes.append("the construction guarantees nothing at these sizes (failure probability 1): no bound applies")
     else:
-        delta = min(1.0, success)
+        success = min(1.0, success)
         exact_chains = spec.hops >= 2 and chains == "exact" and not spec.cot
-        if delta < 1 and exact_chains:
-            notes.append(f"the construction fails with probability {spec.failure_probability:g}, and no random-instance (delta) "
+        if success < 1 and exact_chains:
+            notes.append(f"the construction fails with probability {spec.failure_probability:g}, and no random-instance (success) "
                          "form is proved for chains of length exactly k: the any-model bound does not apply")
         else:
             what = ("P p >= max((R-1) log2(N!), log2 |T_k|) (Lemma B2')" if exact_chains
-                    else "P p >= R log2(N!) - log2(1/delta) (B2)")
-            needed = any_model_min_bits(spec.N, spec.R, delta, spec.hops, chains, spec.cot)
-            checks.append(_check("any_model", what + " over every fact-carrying parameter", needed, fact_bits, delta=delta))
-        uniform = spec.hops == 1 or spec.cot and cot_h == 1  # where the delta form of the generic bound is proved
+                    else "P p >= R log2(N!) - log2(1/success) (B2)")
+            needed = any_model_min_bits(spec.N, spec.R, success, spec.hops, chains, spec.cot)
+            checks.append(_check("any_model", what + " over every fact-carrying parameter", needed, fact_bits, success=success))
+        uniform = spec.hops == 1 or spec.cot and cot_h == 1  # where the success form of the generic bound is proved
         if not spec.fact_independent_shared:
             notes.append("fact-dependent shared weights: compared against the any-model bound only")
-        elif delta < 1 and not uniform:
-            notes.append("no random-instance (delta) form is proved for this query set's generic bound: not applied")
+        elif success < 1 and not uniform:
+            notes.append("no random-instance (success) form is proved for this query set's generic bound: not applied")
         else:
-            needed = generic_min_bits(spec.N, spec.R, spec.hops, spec.cot, chains, delta, cot_h)
+            needed = generic_min_bits(spec.N, spec.R, spec.hops, spec.cot, chains, success, cot_h)
             if spec.cot:
                 kind = "chain-of-thought" if cot_h == 1 else f"partial chain-of-thought, {cot_h} hops per token (Lemma B5')"
             else:
                 kind = "single-hop" if spec.hops == 1 else f"{spec.hops}-hop ({chains} chains)"
             checks.append(_check("generic", f"d p >= log2(#answer tuples of one subject), {kind}", needed, d_bits,
-                                 spent_d_model=spec.d_model * precision, delta=delta))
+                                 spent_d_model=spec.d_model * precision, success=success))
     if spec.bits_per_coordinate > precision:
         notes.append(
             f"the spec declares {spec.bits_per_coordinate:g} bits per subject coordinate; at p = {precision} its "
@@ -202,12 +244,12 @@ def compare(subject, precision: int | None = None, tight_factor: float = TIGHT_F
     )
 
 
-def _check(name: str, statement: str, needed, spent, spent_d_model=None, delta: float = 1.0) -> BoundCheck:
+def _check(name: str, statement: str, needed, spent, spent_d_model=None, success: float = 1.0) -> BoundCheck:
     with mp():
         needed = mpmath.mpf(needed)
         if needed <= 0:
-            return BoundCheck(name, statement, 0.0, float(spent), None, True, vacuous=True, delta=delta)
+            return BoundCheck(name, statement, 0.0, float(spent), None, True, vacuous=True, success=success)
         ratio = mpmath.mpf(spent) / needed
         ratio_d_model = None if spent_d_model is None else float(mpmath.mpf(spent_d_model) / needed)
         return BoundCheck(name, statement, float(needed), float(spent), float(ratio), bool(spent >= needed),
-                          ratio_d_model=ratio_d_model, delta=delta)
+                          ratio_d_model=ratio_d_model, success=success)

@@ -6,7 +6,7 @@ that one subject can have over all instances (docs/theorems/bounds.md, B3-B5):
 
 - single hop, and full chain-of-thought at any depth (its first step is a single-hop query):
   T = [N]^R, so d p >= R log2 N; if the model is exact on a random instance with probability
-  >= delta, d p >= R log2 N - log2(1/delta).
+  >= success, d p >= R log2 N - log2(1/success).
 - k hops without CoT, chains of length exactly k (Lemma B4): with J = 1 + R + ... + R^{k-2} and
   L = R^{k-1}, |T| >= [(N - J)_L]^R, the falling factorial (N - J)(N - J - 1)...(N - J - L + 1)
   raised to the R-th power; non-vacuous exactly when N >= I = 1 + R + ... + R^{k-1}.
@@ -32,13 +32,13 @@ import sympy as sp
 
 from georecall.bounds.numbers import (arb_to_mpf, ceil_exact, flint_precision, exact_fraction, log2_ball_of_fraction, power_of_two_exponent,
                                       power_of_two_exponent_of_fraction)
-from georecall.bounds.symbols import N as N_, R as R_, delta as delta_, k as k_, p as p_
+from georecall.bounds.symbols import N as N_, R as R_, success as success_, k as k_, p as p_
 from georecall.theory.checks import InputError, require_int
 from georecall.theory.queries import CHAIN_KINDS
 
 INTERNAL_NODES_EXPR = (R_**k_ - 1) / (R_ - 1)
 LEAF_PARENTS_EXPR = (R_ ** (k_ - 1) - 1) / (R_ - 1)  # J: internal nodes of the depth-(k-1) tree
-GENERIC_SINGLE_HOP_MIN_D_EXPR = sp.ceiling((R_ * sp.log(N_, 2) - sp.log(1 / delta_, 2)) / p_)
+GENERIC_SINGLE_HOP_MIN_D_EXPR = sp.ceiling((R_ * sp.log(N_, 2) - sp.log(1 / success_, 2)) / p_)
 # log2 of [(N - J)_{R^{k-1}}]^R, via Gamma functions
 GENERIC_KHOP_EXACT_LOG2_EXPR = R_ * (sp.loggamma(N_ - LEAF_PARENTS_EXPR + 1) - sp.loggamma(N_ - LEAF_PARENTS_EXPR - R_ ** (k_ - 1) + 1)) / sp.log(2)
 
@@ -182,39 +182,39 @@ def log2_realisable_tuples_lower(N: int, R: int, k: int, chains: str = "exact") 
     return tuple_count(N, R, k, chains).log2()
 
 
-def _delta_check(delta: float, count: TupleCount) -> None:
-    if not 0 < delta <= 1:
-        raise InputError(f"delta must be in (0, 1], got {delta}")
-    if delta != 1 and not count.uniform:
-        raise InputError("delta < 1 is proved where one subject's answers are uniform on [N]^R (single hop, full chain-of-thought); "
-                         "use delta = 1 for k-hop chains and partial chain-of-thought")
+def _success_check(success: float, count: TupleCount) -> None:
+    if not 0 < success <= 1:
+        raise InputError(f"success must be in (0, 1], got {success}")
+    if success != 1 and not count.uniform:
+        raise InputError("success < 1 is proved where one subject's answers are uniform on [N]^R (single hop, full chain-of-thought); "
+                         "use success = 1 for k-hop chains and partial chain-of-thought")
 
 
-def generic_min_bits(N: int, R: int, hops: int = 1, cot: bool = False, chains: str = "exact", delta: float = 1.0,
+def generic_min_bits(N: int, R: int, hops: int = 1, cot: bool = False, chains: str = "exact", success: float = 1.0,
                      hops_per_step: int = 1) -> mpmath.mpf:
     """The least d p (bits per subject embedding) that generic shared weights allow; 0 when the
-    count is vacuous. ``delta`` < 1 (success probability on a random instance): single hop and full CoT."""
+    count is vacuous. ``success`` < 1 (success probability on a random instance): single hop and full CoT."""
     count = generic_count(N, R, hops, cot, chains, hops_per_step)
-    _delta_check(delta, count)
+    _success_check(success, count)
     if count.vacuous:
         return mpmath.mpf(0)
     with mpmath.workdps(60):
-        return max(mpmath.mpf(0), count.log2() - mpmath.log(1 / mpmath.mpf(delta), 2))
+        return max(mpmath.mpf(0), count.log2() - mpmath.log(1 / mpmath.mpf(success), 2))
 
 
-def generic_min_d(N: int, R: int, precision: int, hops: int = 1, cot: bool = False, chains: str = "exact", delta: float = 1.0,
+def generic_min_d(N: int, R: int, precision: int, hops: int = 1, cot: bool = False, chains: str = "exact", success: float = 1.0,
                   hops_per_step: int = 1) -> int:
-    """ceil(log2(|T| delta) / p): no generic model has a subject embedding of fewer p-bit coordinates.
+    """ceil(log2(|T| success) / p): no generic model has a subject embedding of fewer p-bit coordinates.
 
     Exact at every size: d p >= x iff d p >= ceil(x), and ceil(x) is decided in ball arithmetic
-    (bounds.numbers.ceil_exact); x = log2(|T| delta) is an integer exactly when |T| and delta are
+    (bounds.numbers.ceil_exact); x = log2(|T| success) is an integer exactly when |T| and success are
     both powers of two, and then it is known in closed form."""
     precision = require_int("precision", precision, minimum=1)
     count = generic_count(N, R, hops, cot, chains, hops_per_step)
-    _delta_check(delta, count)
+    _success_check(success, count)
     if count.vacuous:
         return 0
-    fraction = exact_fraction(delta)
+    fraction = exact_fraction(success)
     log2_delta = power_of_two_exponent_of_fraction(fraction)
     exact = count.log2_if_integer()
     integer = None if exact is None or log2_delta is None else exact + log2_delta

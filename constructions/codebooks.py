@@ -52,6 +52,8 @@ class Codebook:
 
 def multilevel_d0(N: int, precision: int) -> int:
     """ceil(log2 N / p), computed exactly with integers: the least d0 with 2^(p d0) >= N."""
+    N = require_int("N", N, minimum=2)
+    precision = require_int("precision", precision, minimum=1, maximum=16)
     d0 = 0
     while (1 << (precision * d0)) < N:
         d0 += 1

@@ -2,19 +2,73 @@
 
 from __future__ import annotations
 
+
+import json
 import os
-import shutil
 
+from georecall.experiments.executors import RUN_FIELDS, RUN_TYPES, row_key
+from georecall.experiments.records import RowAppender, read_rows
 from georecall.experiments.sweep import SweepResult, run_sweep, write_sweep
+from georecall.theory.checks import InputError
+
+VARIED = ("N", "R", "d_model", "seed", "instance_seed")  # what a sweep varies; the rest is its training protocol
 
 
-def run_and_write_sweep(points, base, seeds, d_max, out, progress) -> SweepResult:
-    result = run_sweep(points, base, seeds, d_max, progress)
-    write_sweep(result, out, base, seeds, d_max)
+def protocol(config_json: dict) -> dict:
+    return {key: value for key, value in config_json.items() if key not in VARIED}
+
+
+def sweep_folder_mode(out, base, force: bool) -> str:
+    """"new" (``out`` does not exist), "resume" (a sweep folder under the same training protocol: its
+    runs.csv rows are reused and new rows appended) or "replace" (another protocol, with --force: the
+    new sweep is staged beside it and swapped in at the end). Anything else is refused before any run."""
+    from georecall.formats.files import check_run_folder
+
+    if not os.path.lexists(out):
+        return "new"
+    check_run_folder(out, True, "sweep")  # a link, a file, a folder georecall did not write: refused, --force or not
+    try:
+        with open(os.path.join(out, "config.json")) as handle:
+            recorded = protocol(json.load(handle)["base_config"])
+    except (OSError, ValueError, KeyError, TypeError):
+        recorded = None
+    if recorded == protocol(base.to_json_dict()):
+        return "resume"
+    if not force:
+        raise InputError(f"--out {out} holds a sweep under another training protocol (config.json base_config); "
+                         "pass --force to replace it, or use the same training options to resume it")
+    return "replace"
+
+
+def run_and_write_sweep(points, base, seeds, d_max, out, progress, executor=None, force: bool = False) -> SweepResult:
+    """The sweep, its runs streamed to ``out``/runs.csv as they finish, then the summary files
+    (each atomic). A stopped sweep rerun with the same protocol resumes from runs.csv."""
+    from georecall.formats.files import staged_run_folder, write_marker
+
+    mode = sweep_folder_mode(out, base, force)
+    if mode == "replace":
+        with staged_run_folder(out, "sweep") as staged:
+            return _sweep_into(staged, {}, points, base, seeds, d_max, progress, executor)
+    if mode == "new":
+        os.mkdir(out)
+        write_marker(out, "sweep")
+    runs_csv = os.path.join(out, "runs.csv")
+    cached = {row_key(row): row for row in read_rows(runs_csv, RUN_FIELDS, RUN_TYPES)}
+    return _sweep_into(out, cached, points, base, seeds, d_max, progress, executor)
+
+
+def _sweep_into(folder, cached, points, base, seeds, d_max, progress, executor) -> SweepResult:
+    write_sweep(SweepResult(), folder, base, seeds, d_max, runs_csv=False, summary=False)  # config.json first: what a resume compares
+    appender = RowAppender(os.path.join(folder, "runs.csv"), RUN_FIELDS)
+    try:
+        result = run_sweep(points, base, seeds, d_max, progress, executor, cached, on_row=appender.append)
+    finally:
+        appender.close()
+    write_sweep(result, folder, base, seeds, d_max, runs_csv=False)
     return result
 
 
-def analyse(run, transfer_steps: int = 2000, seed: int = 0) -> dict:
+def analyse(run, transfer_steps: int = 2000, seed: int = 0, progress_for=None) -> dict:
     """Every structure metric and the transfer test for one trained run (JSON-ready)."""
     from georecall.experiments.analysis import causal_swap, gating_selectivity, probe_accuracy, superposition_fit
     from georecall.experiments.transfer import transfer_experiment
@@ -24,7 +78,7 @@ def analyse(run, transfer_steps: int = 2000, seed: int = 0) -> dict:
     probes = probe_accuracy(weights, instance, seed=seed)
     gating = gating_selectivity(weights, instance)
     swap = causal_swap(weights, instance, fit["maps"], seed=seed)
-    transfer = transfer_experiment(weights, instance, run.config, steps=transfer_steps, seed=seed, fit=fit)
+    transfer = transfer_experiment(weights, instance, run.config, steps=transfer_steps, seed=seed, fit=fit, progress_for=progress_for)
     return {
         "superposition_r2": fit["r2_cv"],
         "superposition_r2_null": fit["r2_null_cv"],
@@ -41,48 +95,36 @@ def analyse(run, transfer_steps: int = 2000, seed: int = 0) -> dict:
     }
 
 
-def train_and_analyse(config, out, transfer_steps: int, with_analysis: bool, force_progress: bool, instances: int = 1) -> dict:
+def train_and_analyse(config, out, transfer_steps: int, with_analysis: bool, progress_for=None, instances: int = 1) -> dict:
     """``georecall train``: one run (``instances`` > 1: shared weights trained on that many
-    instances, analysed on the first), its analyses, and summary.json in ``out``."""
-    import sys
-
+    instances, analysed on the first), its analyses, and summary.json in ``out``.
+    ``progress_for(label)`` gives a ``progress(step, steps)`` callback for each training run
+    ("train", then "transfer/<method>"), or None."""
     from georecall.experiments.train import train
+    from georecall.formats.files import staged_run_folder_with_live_files
 
-    progress = None
-    if force_progress or sys.stderr.isatty():
-        def progress(step, steps):
-            sys.stderr.write(f"\rtrain step {step:,}/{steps:,}")
-            sys.stderr.flush()
-    from georecall.formats.files import replace_folder, staging_folder
-
-    staged = staging_folder(out) if out is not None else None  # the folder is replaced as a whole, at the end
-    try:
-        summary = _train_into(config, out, staged, transfer_steps, with_analysis, progress, train, instances)
-        if staged is not None:
-            replace_folder(staged, out)
-    except BaseException:
-        if staged is not None and os.path.isdir(staged):
-            shutil.rmtree(staged)
-        raise
-    return summary
+    if out is None:
+        return _train_into(config, None, None, None, transfer_steps, with_analysis, progress_for, train, instances)
+    # metrics.jsonl grows under --out itself while the run goes; the rest appears as a whole at the end
+    with staged_run_folder_with_live_files(out, "train", ("metrics.jsonl",)) as (staged, live):
+        return _train_into(config, out, staged, live, transfer_steps, with_analysis, progress_for, train, instances)
 
 
-def _train_into(config, out, staged, transfer_steps, with_analysis, progress, train, instances: int = 1) -> dict:
+def _train_into(config, out, staged, live, transfer_steps, with_analysis, progress_for, train, instances: int = 1) -> dict:
     import json
     import sys
     from pathlib import Path
 
+    progress = None if progress_for is None else progress_for("train")
     if instances > 1:
         run = _train_multi(config, instances, staged, progress)
     else:
-        run = train(config, out=staged, progress=progress)
-    if progress is not None:
-        sys.stderr.write("\n")
+        if progress_for is not None and live is not None:
+            print(f"train: metrics stream to {Path(live) / 'metrics.jsonl'}", file=sys.stderr, flush=True)
+        run = train(config, out=staged, progress=progress, metrics_out=live)
     summary = {"N": config.N, "R": config.R, "d_model": config.d_model, "d_mlp": config.d_mlp, **run.to_json_dict()}
     if with_analysis:
-        if progress is not None:
-            sys.stderr.write("analysing structure and transfer...\n")
-        summary.update(analyse(run, transfer_steps, seed=config.seed))
+        summary.update(analyse(run, transfer_steps, seed=config.seed, progress_for=progress_for))
     if out is not None:
         names = ["config.json", "model.npz", "summary.json"] + (["metrics.jsonl"] if instances == 1 else
                                                                 [f"instance_{m}.npz" for m in range(1, instances)])

@@ -6,6 +6,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
+from georecall.formats.safe_json import parse_json
 from georecall.theory.checks import InputError, require_int
 
 # Parameter groups a run can freeze. "subjects" and "relations" are row blocks of W_E.
@@ -79,6 +80,7 @@ class TrainConfig:
             raise InputError("freeze 'unembed' contradicts tie_unembed (W_U is the subject rows); freeze 'subjects' instead")
         if self.dtype not in DTYPES:
             raise InputError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
+        refuse_out_of_reach(self)
         if self.device not in DEVICES:
             raise InputError(f"device must be one of {list(DEVICES)}, got {self.device!r}")
 
@@ -119,7 +121,7 @@ class TrainConfig:
     @classmethod
     def load(cls, path) -> "TrainConfig":
         with open(path) as handle:
-            return cls.from_json_dict(json.load(handle))
+            return cls.from_json_dict(parse_json(handle.read(2**20 + 1), f"config file {path}", 2**20))
 
 
 def _require_positive(name: str, value) -> None:
@@ -130,3 +132,27 @@ def _require_positive(name: str, value) -> None:
 def _require_non_negative(name: str, value) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
         raise InputError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+TRAIN_MEMORY_LIMIT_BYTES = 8 * 2**30  # a third of this machine: refuse before allocating, never thrash
+
+
+def training_bytes(config: TrainConfig, instances: int = 1) -> int:
+    """An estimate of a run's peak memory: parameters with AdamW's two moments and a gradient, the
+    full batch's activations (scores, MLP, logits over N answers) and the evaluation pass."""
+    vocab = config.N + config.R + 8
+    params = vocab * config.d_model * instances + 4 * config.d_model**2 + 2 * config.d_model * config.d_mlp + config.d_model * config.N
+    batch = min(config.batch_size or config.N * config.R, config.N * config.R) * instances
+    activations = batch * (4 * config.d_model + 2 * config.d_mlp + 3 * config.N)
+    width = 8 if config.dtype == "float64" else 4
+    return width * (4 * params + 2 * activations)
+
+
+def refuse_out_of_reach(config: TrainConfig, instances: int = 1) -> None:
+    """InputError before anything is allocated when a run would need more than TRAIN_MEMORY_LIMIT_BYTES."""
+    estimate = training_bytes(config, instances)
+    if estimate > TRAIN_MEMORY_LIMIT_BYTES:
+        raise InputError(f"training N = {config.N:,}, R = {config.R:,}, d = {config.d_model:,}, d_mlp = {config.d_mlp:,}"
+                         + (f" on {instances:,} instances" if instances > 1 else "")
+                         + f" would need about {estimate / 2**30:,.3g} GiB (limit {TRAIN_MEMORY_LIMIT_BYTES / 2**30:.0f} GiB); "
+                           "lower N, R, d, d_mlp or --batch-size")

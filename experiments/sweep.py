@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from georecall.bounds.generic import generic_min_d
+from georecall.formats.files import write_atomically
 from georecall.experiments.config import TrainConfig
+from georecall.experiments.executors import RUN_FIELDS, LocalExecutor, run_searches
 from georecall.experiments.records import write_csv
 from georecall.experiments.train import train
-from georecall.theory.search import bisect_boundary
+from georecall.theory.search import drive, smallest_passing_search
 
-RUN_FIELDS = ["N", "R", "seed", "d_model", "d_mlp", "exact", "train_accuracy", "min_margin", "steps_to_exact", "steps_run", "elapsed_s"]
 THRESHOLD_FIELDS = ["N", "R", "seed", "d_star", "failing_d_below", "bits_per_coordinate_implied",
                     "generic_bound_d_p32", "block_binary_subject_dim"]
 
@@ -58,19 +59,9 @@ def block_binary_subject_dim(N: int, R: int) -> int:
 
 
 def smallest_passing(passes, maximum: int) -> tuple[int | None, int]:
-    """(least v in 1..maximum with passes(v), largest failing v below it), by doubling then bisection.
-
-    Assumes passing is monotone in v; (None, maximum) when even ``maximum`` fails.
-    """
-    fail, v = 0, 1
-    while v <= maximum and not passes(v):
-        fail, v = v, 2 * v
-    if v > maximum:
-        if fail < maximum and passes(maximum):
-            v = maximum
-        else:
-            return None, maximum
-    return bisect_boundary(passes, fail, v)
+    """(least v in 1..maximum with passes(v), largest failing v below it): ``smallest_passing_search``
+    with the values tested one by one."""
+    return drive(smallest_passing_search(maximum), passes)
 
 
 def threshold_for_seed(base: TrainConfig, seed: int, d_max: int, on_run=None, field: str = "d_model") -> tuple[int | None, int]:
@@ -85,28 +76,38 @@ def threshold_for_seed(base: TrainConfig, seed: int, d_max: int, on_run=None, fi
     return smallest_passing(exact, d_max)
 
 
-def run_sweep(points, base: TrainConfig, seeds, d_max: int = 256, progress=None) -> SweepResult:
-    """Thresholds at every (N, R) in ``points`` for every seed; ``progress(message)`` after each run."""
+def run_sweep(points, base: TrainConfig, seeds, d_max: int = 256, progress=None, executor=None, cached: dict | None = None,
+              on_row=None) -> SweepResult:
+    """Thresholds at every (N, R) in ``points`` for every seed; ``progress(message)`` after each run.
+
+    Every (N, R, seed) bisection is a search of its own; ``executor`` (experiments/executors.py,
+    default: here, one run after another) runs their training runs, side by side where it can.
+    ``cached`` maps ``run_key`` to rows of an earlier, stopped sweep under the same protocol; those
+    runs are not trained again. ``on_row(row)`` sees each new row as it finishes (runs.csv grows)."""
+    executor = LocalExecutor() if executor is None else executor
     result = SweepResult()
+    cells = [(N, R, seed) for N, R in points for seed in seeds]
 
-    def on_run(config, run):
-        row = {"N": config.N, "R": config.R, "seed": config.seed, "d_model": config.d_model, "d_mlp": config.d_mlp,
-               "exact": run.exact, "train_accuracy": run.train_accuracy, "min_margin": round(run.min_margin, 6),
-               "steps_to_exact": run.steps_to_exact, "steps_run": run.steps_run, "elapsed_s": round(run.elapsed_s, 3)}
+    def make_config(N, R, seed):
+        return lambda d: base.replace(N=N, R=R, d_model=d, seed=seed, instance_seed=seed)
+
+    def seen(config, row, from_cache):
         result.runs.append(row)
+        if on_row is not None and not from_cache:
+            on_row(row)
         if progress is not None:
+            source = "from runs.csv" if from_cache else f"{row['elapsed_s']:.1f} s"
             progress(f"N={config.N} R={config.R} seed={config.seed} d={config.d_model}: "
-                     f"{'exact' if run.exact else 'not exact'} (acc {run.train_accuracy:.4f}, {run.elapsed_s:.1f} s)")
+                     f"{'exact' if row['exact'] else 'not exact'} (acc {float(row['train_accuracy']):.4f}, {source})")
 
-    for N, R in points:
-        for seed in seeds:
-            d_star, below = threshold_for_seed(base.replace(N=N, R=R), seed, d_max, on_run)
-            result.thresholds.append({
-                "N": N, "R": R, "seed": seed, "d_star": d_star, "failing_d_below": below,
-                "bits_per_coordinate_implied": None if d_star is None else R * math.log2(N) / d_star,
-                "generic_bound_d_p32": generic_min_d(N, R, 32),
-                "block_binary_subject_dim": block_binary_subject_dim(N, R),
-            })
+    found = run_searches([(smallest_passing_search(d_max), make_config(*cell)) for cell in cells], executor, seen, cached)
+    for (N, R, seed), (d_star, below) in zip(cells, found):
+        result.thresholds.append({
+            "N": N, "R": R, "seed": seed, "d_star": d_star, "failing_d_below": below,
+            "bits_per_coordinate_implied": None if d_star is None else R * math.log2(N) / d_star,
+            "generic_bound_d_p32": generic_min_d(N, R, 32),
+            "block_binary_subject_dim": block_binary_subject_dim(N, R),
+        })
     result.fits = fit_thresholds(result.medians())
     return result
 
@@ -136,18 +137,21 @@ def fit_thresholds(medians: list[dict]) -> dict:
     return fits
 
 
-def write_sweep(result: SweepResult, out, base: TrainConfig, seeds, d_max: int) -> None:
-    """runs.csv, thresholds.csv, sweep.json (medians and fits), config.json and thresholds.png."""
+def write_sweep(result: SweepResult, out, base: TrainConfig, seeds, d_max: int, runs_csv: bool = True, summary: bool = True) -> None:
+    """config.json, then (``summary``) thresholds.csv, sweep.json (medians and fits) and thresholds.png,
+    each atomically, and runs.csv unless it was streamed (``runs_csv`` false)."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    write_csv(folder / "runs.csv", result.runs, RUN_FIELDS)
+    config = {"base_config": base.to_json_dict(), "seeds": list(seeds), "d_max": d_max,
+              "varied": ["N", "R", "d_model", "seed (= instance_seed)"]}
+    write_atomically(folder / "config.json", lambda handle: handle.write(json.dumps(config, indent=2).encode()))
+    if not summary:
+        return
+    if runs_csv:
+        write_csv(folder / "runs.csv", result.runs, RUN_FIELDS)
     write_csv(folder / "thresholds.csv", result.thresholds, THRESHOLD_FIELDS)
-    with open(folder / "config.json", "w") as handle:
-        json.dump({"base_config": base.to_json_dict(), "seeds": list(seeds), "d_max": d_max,
-                   "varied": ["N", "R", "d_model", "seed (= instance_seed)"]}, handle, indent=2)
-    with open(folder / "sweep.json", "w") as handle:
-        json.dump(result.to_json_dict(), handle, indent=2)
-    plot_thresholds(result, folder / "thresholds.png")
+    write_atomically(folder / "sweep.json", lambda handle: handle.write(json.dumps(result.to_json_dict(), indent=2).encode()))
+    write_atomically(folder / "thresholds.png", lambda handle: plot_thresholds(result, handle))
 
 
 def plot_thresholds(result: SweepResult, path) -> None:
@@ -179,6 +183,6 @@ def plot_thresholds(result: SweepResult, path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
 

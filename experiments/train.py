@@ -197,12 +197,15 @@ def train(
     weights: TransformerWeights | None = None,
     out=None,
     progress=None,
+    metrics_out=None,
 ) -> TrainRun:
     """Train on every fact of ``instance`` (default: ``Instance.random(N, R, config.data_seed)``).
 
     ``weights`` starts from given parameters instead of a fresh initialisation (embedding-only
     re-training in the transfer experiments). ``progress(step, steps)`` is called after each
     evaluation. Training stops early once every margin is at least ``config.stop_margin``.
+    ``out``: folder for config.json, metrics.jsonl and model.npz; ``metrics_out``: another folder for
+    metrics.jsonl as it grows (default ``out``).
     """
     if instance is None:
         instance = Instance.random(config.N, config.R, config.data_seed)
@@ -216,7 +219,7 @@ def train(
     optimiser = torch.optim.AdamW(freezer.trainable, lr=config.lr, weight_decay=config.weight_decay) if freezer.trainable else None
     batch_generator = torch.Generator().manual_seed(config.seed)
     run = TrainRun(config, instance, model)
-    log = _MetricsLog(out, config)
+    log = _MetricsLog(out, config, metrics_out)
     start = time.perf_counter()
 
     def record(step: int, loss: float) -> bool:
@@ -249,6 +252,8 @@ def train(
         if step % config.eval_every == 0 or step == config.steps:
             done = record(step, loss)
     run.elapsed_s = time.perf_counter() - start
+    if progress is not None and run.steps_run < config.steps:
+        progress(run.steps_run, run.steps_run)  # stopped early: the bar ends here, not at the budget
     log.close()
     if out is not None:
         weights = run.weights  # converted once for the file and its spec
@@ -260,7 +265,7 @@ RUN_FILES = ("model.npz", "summary.json", "metrics.jsonl", "config.json")  # the
 
 
 class _MetricsLog:
-    def __init__(self, out, config: TrainConfig):
+    def __init__(self, out, config: TrainConfig, metrics_out=None):
         self.handle = None
         if out is not None:
             folder = Path(out)
@@ -268,7 +273,7 @@ class _MetricsLog:
             for name in RUN_FILES:  # a run replaces the folder's previous run as a whole, even if it is killed midway
                 (folder / name).unlink(missing_ok=True)
             config.save(folder / "config.json")
-            self.handle = open(folder / "metrics.jsonl", "w")
+            self.handle = open(Path(out if metrics_out is None else metrics_out) / "metrics.jsonl", "w")
 
     def write(self, entry: dict) -> None:
         if self.handle is not None:

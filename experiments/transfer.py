@@ -68,9 +68,10 @@ def zero_shot_accuracy(weights: TransformerWeights, instance: Instance) -> float
 
 
 def transfer_experiment(weights: TransformerWeights, trained_on: Instance, config: TrainConfig, steps: int = 2000,
-                        seed: int = 0, fit: dict | None = None, reinits=REINITS, lr: float | None = None) -> dict:
+                        seed: int = 0, fit: dict | None = None, reinits=REINITS, lr: float | None = None, progress_for=None) -> dict:
     """Zero-shot accuracy and embedding-only steps to 100% for each re-initialisation (``lr``: the
-    embedding-only learning rate, default the training one)."""
+    embedding-only learning rate, default the training one; ``progress_for(name)``: a
+    ``progress(step, steps)`` callback for that re-initialisation's run, or None)."""
     unknown = sorted(set(reinits) - set(REINITS))
     if unknown:
         raise InputError(f"reinits has unknown methods {unknown}; valid methods are {list(REINITS)}")
@@ -87,7 +88,7 @@ def transfer_experiment(weights: TransformerWeights, trained_on: Instance, confi
         start = weights.with_subject_embeddings(makers[name]())
         if config.tie_unembed:
             start = tie_unembedding(start)  # the new table is the new codebook too
-        run = train(retrain, new, weights=start)
+        run = train(retrain, new, weights=start, progress=None if progress_for is None else progress_for(f"transfer/{name}"))
         results[name] = {"zero_shot_accuracy": zero_shot_accuracy(start, new), "steps_to_exact": run.steps_to_exact,
                          "final_accuracy": run.train_accuracy, "steps_budget": steps}
     return {"chance": 1.0 / trained_on.N, "new_facts_seed": seed, "embedding_lr": retrain.lr, "reinits": results}

@@ -14,6 +14,7 @@ from georecall.theory.checks import InputError
 from georecall.theory.instance import Instance
 from georecall.theory.spec import ConstructionSpec
 from georecall.formats.files import write_atomically
+from georecall.formats.safe_json import parse_json
 from georecall.formats.npz import LOAD_MEMORY_LIMIT_BYTES, check_declared_shapes, inspect_archive, narrowest_float, write_npz
 from georecall.formats.safetensors import is_safetensors, read_header, read_tensors, save_safetensors
 from georecall.formats.transformer_lens import TRANSFORMER_LENS_VERSION, from_transformer_lens_state, to_transformer_lens_state
@@ -79,11 +80,8 @@ def load_model(path) -> LoadedModel:
     return model_from_arrays(path, arrays, meta)
 
 
-def parse_meta(path, text: str) -> ModelMeta:
-    try:
-        meta_json = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path!s}: meta is not valid JSON ({exc})") from None
+def parse_meta(path, text) -> ModelMeta:
+    meta_json = parse_json(text, f"{path!s}: meta")
     if not isinstance(meta_json, dict):
         raise InputError(f"{path!s}: meta must be a JSON object")
     return ModelMeta.from_json_dict(meta_json)
@@ -131,7 +129,8 @@ def load_safetensors_model(path) -> LoadedModel:
     config = _json_field(path, metadata, "transformer_lens_config", dict)
     shapes = _json_field(path, metadata, "layer_shapes", list) if "layer_shapes" in metadata else None
     if shapes is not None and not (len(shapes) == meta.n_layers and all(
-            isinstance(s, list) and len(s) == 3 and all(isinstance(n, int) and n >= 0 for n in s) for s in shapes)):
+            isinstance(s, list) and len(s) == 3 and all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 2**40 for n in s)
+            for s in shapes)):
         raise InputError(f"{path!s}: __metadata__.layer_shapes must list [n_heads, d_head, d_mlp] for each of {meta.n_layers} layers")
     had_W_pos = _json_field(path, metadata, "had_W_pos", bool) if "had_W_pos" in metadata else True
     arrays = read_tensors(path, tensors, start)
@@ -141,11 +140,8 @@ def load_safetensors_model(path) -> LoadedModel:
 
 
 def _json_field(path, metadata: dict, key: str, kind: type):
-    try:
-        value = json.loads(metadata[key])
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path!s}: __metadata__.{key} is not valid JSON ({exc})") from None
-    if not isinstance(value, kind):
+    value = parse_json(metadata[key], f"{path!s}: __metadata__.{key}")
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise InputError(f"{path!s}: __metadata__.{key} must be a JSON {kind.__name__}")
     return value
 

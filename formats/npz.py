@@ -96,6 +96,8 @@ def inspect_archive(path, limit: int = LOAD_MEMORY_LIMIT_BYTES) -> dict | None:
 
 def check_declared_shapes(path, headers: dict, meta) -> None:
     """The shapes the .npy headers declare must be the ones meta implies, before the arrays inflate."""
+    if 8 * meta.n_layers > len(headers):  # before anything loops over the layers
+        raise InputError(f"{path!s}: meta.n_layers is {meta.n_layers:,} but the file holds only {len(headers)} arrays (8 per layer)")
     for name in ("W_E", "W_U", "b_U"):
         if name not in headers:
             raise InputError(f"weights are missing the array {name!r}")

@@ -15,6 +15,7 @@ import struct
 
 import numpy as np
 
+from georecall.formats.safe_json import parse_json
 from georecall.theory.checks import InputError
 
 DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "I64": np.dtype("<i8"), "I32": np.dtype("<i4")}
@@ -64,10 +65,7 @@ def read_header(path, limit_bytes: int) -> tuple[dict, dict, int]:
         (length,) = struct.unpack("<Q", handle.read(8))
         if not 2 <= length <= min(HEADER_MAX_BYTES, size - 8):
             raise InputError(f"{path!s}: the safetensors header claims {length:,} bytes in a file of {size:,}")
-        try:
-            header = json.loads(handle.read(length))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(f"{path!s}: the safetensors header is not valid JSON ({exc})") from None
+        header = parse_json(handle.read(length), f"{path!s}: the safetensors header", HEADER_MAX_BYTES)  # UTF-8 only, no duplicate keys
     if not isinstance(header, dict):
         raise InputError(f"{path!s}: the safetensors header must be a JSON object")
     metadata = header.pop("__metadata__", {}) or {}
@@ -75,7 +73,7 @@ def read_header(path, limit_bytes: int) -> tuple[dict, dict, int]:
         raise InputError(f"{path!s}: the safetensors __metadata__ must map names to strings")
     tensors, spans, total = {}, [], 0
     for name, entry in header.items():
-        if not isinstance(entry, dict) or entry.get("dtype") not in DTYPES:
+        if not isinstance(entry, dict) or not isinstance(entry.get("dtype"), str) or entry["dtype"] not in DTYPES:
             raise InputError(f"{path!s}: tensor {name!r} has dtype {entry.get('dtype') if isinstance(entry, dict) else entry!r}; "
                              f"this reader holds {sorted(DTYPES)}")
         shape, offsets = entry.get("shape"), entry.get("data_offsets")

@@ -128,14 +128,18 @@ def from_transformer_lens_state(config: dict, state: dict, meta: ModelMeta, laye
         if config.get(key, value) != value:
             raise InputError(f"transformer_lens_config.{key} is {config.get(key)!r}; this format holds only {value!r}")
     for key in ("attn_scores_soft_cap", "output_logits_soft_cap"):
-        if (config.get(key) or -1.0) > 0:
+        if _config_number(config, key, -1.0) > 0:
             raise InputError(f"transformer_lens_config.{key} is {config[key]!r}; this format has no soft cap (needs <= 0)")
     H, d_head, n_layers = (_config_int(config, k) for k in ("n_heads", "d_head", "n_layers"))
+    _config_int(config, "n_ctx")  # a positional table of at least one row
+    if n_layers > len(state):  # before anything loops over the layers (each needs 12 tensors)
+        raise InputError(f"transformer_lens_config.n_layers is {n_layers:,} but the state dict holds only {len(state):,} tensors "
+                         f"(12 per layer and 4 more)")
     if config.get("n_key_value_heads") not in (None, H):
         raise InputError(f"transformer_lens_config.n_key_value_heads is {config['n_key_value_heads']!r}; grouped-query attention has no place here")
     if n_layers != meta.n_layers:
         raise InputError(f"transformer_lens_config.n_layers is {n_layers} but meta.n_layers is {meta.n_layers}")
-    stored_scale = float(config.get("attn_scale", -1.0))
+    stored_scale = _config_number(config, "attn_scale", -1.0)
     t = stored_scale if config.get("use_attn_scale", True) and stored_scale > 0 else math.sqrt(d_head)  # TransformerLens's rule
     if not is_power_of_two(t):
         raise InputError(f"transformer_lens_config.attn_scale divides scores by {t!r}, not a power of two: its reciprocal "
@@ -204,6 +208,15 @@ def _expected_keys(n_layers: int) -> set:
         keys |= {f"blocks.{layer}.attn.{n}.{w}" for n in ("q", "k", "v", "o") for w in ("weight", "bias")}
         keys |= {f"blocks.{layer}.mlp.{n}.{w}" for n in ("in", "out") for w in ("weight", "bias")}
     return keys
+
+
+def _config_number(config: dict, key: str, default: float) -> float:
+    value = config.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(f"transformer_lens_config.{key} must be a finite number, got {value!r}")
+    return float(value)
 
 
 def _config_int(config: dict, key: str) -> int:

@@ -7,7 +7,7 @@ Notebook API::
     model = build_construction("block", inst, codebook="binary")
     model.verify()            # RecallReport(EXACT: checked all 16,384 single_hop queries, ...)
     compare(model.spec)       # Comparison(block_superposition/binary at p=1: tight (ratio 1 ...))
-    tradeoff(d=256, R=4)      # largest N per construction and bound, k = 1..6
+    tradeoff(d=256, R=4)      # log2 of the largest N per construction and bound (keys log2_N_max_*), k = 1..6
     model.retarget(Instance.random(4096, 4, seed=1)).verify()
 
 Gradient descent (needs PyTorch): ``from georecall.experiments.train import train``.
@@ -21,7 +21,7 @@ _HOMES = {
     "bounds_summary": "georecall.bounds", "compare": "georecall.bounds", "generic_min_d": "georecall.bounds", "max_N": "georecall.bounds",
     "Construction": "georecall.constructions", "build_construction": "georecall.constructions", "retarget": "georecall.constructions",
     "assert_exact_recall": "georecall.testing", "assert_respects_bounds": "georecall.testing",
-    "plot_tradeoff": "georecall.tradeoff", "tradeoff": "georecall.tradeoff",
+    "plot_tradeoff": "georecall.capacity_depth", "tradeoff": "georecall.capacity_depth",
     "Instance": "georecall.theory", "RecallReport": "georecall.verify", "load_model": "georecall.formats", "save_model": "georecall.formats",
     "verify_single_hop": "georecall.verify", "verify_model": "georecall.verify",
 }

@@ -7,16 +7,26 @@ move between containers with ``georecall export`` (docs/interop.md).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from georecall.theory.checks import InputError
+from georecall.theory.checks import InputError, MissingExtra
 from georecall.theory.instance import Instance
 from georecall.formats.containers import model_from_arrays
 from georecall.formats.transformer_lens import from_transformer_lens_state, to_transformer_lens_state
 from georecall.theory.weights import ModelMeta, TransformerWeights
 
 
-class NeedsTransformerLens(ImportError):
+class LoadedTransformerLens(NamedTuple):
+    """What ``load_transformer_lens`` gives back: a ready model, the facts, and the file's meta."""
+
+    model: object  # a float64 transformer_lens TransformerBridge (boot_native), in eval mode
+    instance: Instance  # instance.facts[r, s] is the answer to (subject s, relation r)
+    meta: ModelMeta
+
+
+class NeedsTransformerLens(MissingExtra, ImportError):
     """TransformerLens (the interop extra) is not installed."""
 
 
@@ -26,8 +36,27 @@ def _import_transformer_lens():
         from transformer_lens import TransformerBridge
         import transformer_lens.model_bridge.sources.native  # noqa: F401  (attaches TransformerBridge.boot_native)
     except ImportError as exc:
-        raise NeedsTransformerLens(f"TransformerLens interop needs the interop extra: pip install -e '.[interop]' ({exc})") from None
+        raise NeedsTransformerLens(f"TransformerLens interop needs the [interop] extra: pip install -e \".[interop]\" \"torch==2.13.0\" "
+                                   f"({exc})") from None
     return torch, TransformerBridge
+
+
+def load_transformer_lens(path, device: str = "cpu") -> LoadedTransformerLens:
+    """A weights file (npz, safetensors or a TransformerLens export) as a ready TransformerLens model.
+
+    The file is read and validated as ``georecall verify`` reads it (docs/FORMAT.md), then converted
+    exactly (docs/interop.md), so the model computes the file's function in float64::
+
+        model, instance, meta = load_transformer_lens("block.safetensors")
+        logits = model(torch.tensor([[7, instance.N + 2]]))   # subject 7, relation 2
+    """
+    from georecall.formats.containers import load_model
+
+    _import_transformer_lens()  # a missing extra is said first, before the file is read
+    loaded = load_model(path)
+    model = to_transformer_lens(loaded.weights, device=device)
+    model.eval()
+    return LoadedTransformerLens(model, loaded.instance, loaded.weights.meta)
 
 
 def to_transformer_lens(weights: TransformerWeights, n_ctx: int | None = None, device: str = "cpu"):

@@ -4,11 +4,13 @@ One factor at a time around a base point, each point one trained model followed 
 re-initialisations of experiments.transfer (zero-shot accuracy, embedding-only steps to 100%).
 Writes CSV + JSON + PNG with the configs used.
 
-    python scripts/transfer_map.py [--out results/training/transfer_map] [--quick]
+    python scripts/transfer_map.py [--out results/training/transfer_map] [--quick] [--executor ray [--address auto]]
+
+Points are independent cells: with --executor ray each is one Ray task (experiments/executors.py),
+and the CSV/JSON are rewritten, in the grid's order, as each finishes.
 """
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -19,6 +21,8 @@ import torch
 
 from georecall.experiments.analysis import superposition_fit
 from georecall.experiments.config import TrainConfig
+from georecall.experiments.executors import add_executor_options, executor_from_args, map_unordered
+from georecall.experiments.records import write_csv
 from georecall.experiments.train import train
 from georecall.experiments.transfer import REINITS, reinit_columns, transfer_experiment
 
@@ -45,35 +49,43 @@ def main():
     parser.add_argument("--quick", action="store_true", help="two small factors only (a smoke run)")
     parser.add_argument("--plot-only", action="store_true", help="redraw transfer_map.png from transfer_map.json")
     parser.add_argument("--factors", nargs="+", default=list(FACTORS), help=f"which factors to vary (default all: {' '.join(FACTORS)})")
+    add_executor_options(parser)
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     if args.plot_only:
         with open(os.path.join(args.out, "transfer_map.json")) as handle:
             return plot(json.load(handle)["rows"], os.path.join(args.out, "transfer_map.png"))
     factors = QUICK_FACTORS if args.quick else {name: FACTORS[name] for name in args.factors}
-    rows = []
-    for factor, point in points(factors):
-        started = time.perf_counter()
-        config = TrainConfig(**point, seed=args.seed)
-        run = train(config)
-        weights = run.weights  # one float64 conversion for the fit and the transfer
-        fit = superposition_fit(weights, run.instance, seed=args.seed)
-        result = transfer_experiment(weights, run.instance, config, steps=args.transfer_steps, seed=args.seed, fit=fit)
-        row = {"varied": factor, **{k: point[k] for k in ("N", "R", "d_model", "d_mlp", "embed_init_scale", "weight_decay")},
-               "train_exact": run.exact, "train_steps": run.steps_run, "superposition_r2": fit["r2_cv"], "chance": result["chance"]}
-        row.update(reinit_columns(result))
-        row["seconds"] = round(time.perf_counter() - started, 1)
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr, flush=True)
-        write(rows, args)
-    plot(rows, os.path.join(args.out, "transfer_map.png"))
+    grid = list(points(factors))
+    executor = executor_from_args(args)
+    done = {}
+    try:
+        for index, row in map_unordered(executor, point_row, [(factor, point, args.transfer_steps, args.seed) for factor, point in grid]):
+            done[index] = row
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            write([done[i] for i in sorted(done)], args)
+    finally:
+        executor.close()
+    plot([done[i] for i in sorted(done)], os.path.join(args.out, "transfer_map.png"))
+
+
+def point_row(factor: str, point: dict, transfer_steps: int, seed: int) -> dict:
+    """One point of the map: train, fit, transfer; its row (a task of its own)."""
+    started = time.perf_counter()
+    config = TrainConfig(**point, seed=seed)
+    run = train(config)
+    weights = run.weights  # one float64 conversion for the fit and the transfer
+    fit = superposition_fit(weights, run.instance, seed=seed)
+    result = transfer_experiment(weights, run.instance, config, steps=transfer_steps, seed=seed, fit=fit)
+    row = {"varied": factor, **{k: point[k] for k in ("N", "R", "d_model", "d_mlp", "embed_init_scale", "weight_decay")},
+           "train_exact": run.exact, "train_steps": run.steps_run, "superposition_r2": fit["r2_cv"], "chance": result["chance"]}
+    row.update(reinit_columns(result))
+    row["seconds"] = round(time.perf_counter() - started, 1)
+    return row
 
 
 def write(rows, args):
-    with open(os.path.join(args.out, "transfer_map.csv"), "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(os.path.join(args.out, "transfer_map.csv"), rows)
     with open(os.path.join(args.out, "transfer_map.json"), "w") as handle:
         json.dump({"base": BASE, "transfer_steps": args.transfer_steps, "seed": args.seed, "rows": rows,
                    "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"},

@@ -26,7 +26,7 @@ from georecall.bounds.generic import GENERIC_KHOP_EXACT_LOG2_EXPR, GENERIC_SINGL
 from georecall.bounds.information import INFORMATION_BITS_EXPR, ROBBINS_LOWER_EXPR, ROBBINS_UPPER_EXPR
 from georecall.theory.spec import ConstructionSpec
 
-from georecall.bounds.symbols import N, R, delta, k, p
+from georecall.bounds.symbols import N, R, k, p, success
 from georecall.theory.queries import chain_tuples
 
 
@@ -56,14 +56,14 @@ def test_min_params_and_min_d_expressions_match():
     # Evaluate the argument of each ceiling at 60 digits (sympy's exact ceiling of log(N!) is
     # very slow); the ceiling itself is checked against integers in the tests below.
     for n, r, prec in seeded_points(20, seed=1):
-        inner = ANY_MODEL_MIN_PARAMS_EXPR.args[0].subs({N: n, R: r, p: prec, delta: 1})
+        inner = ANY_MODEL_MIN_PARAMS_EXPR.args[0].subs({N: n, R: r, p: prec, success: 1})
         value = mpmath.mpf(str(sp.N(inner, 60)))
         assert abs(value - any_model_min_bits(n, r) / prec) < 1e-40 * value
         assert int(mpmath.ceil(value)) == any_model_min_params(n, r, prec)
-        inner = GENERIC_SINGLE_HOP_MIN_D_EXPR.args[0].subs({N: n, R: r, p: prec, delta: sp.Rational(1, 1000)})
+        inner = GENERIC_SINGLE_HOP_MIN_D_EXPR.args[0].subs({N: n, R: r, p: prec, success: sp.Rational(1, 1000)})
         value = mpmath.mpf(str(sp.N(inner, 60)))
-        assert abs(value - generic_min_bits(n, r, delta=mpmath.mpf(1) / 1000) / prec) < 1e-40 * abs(value)
-        assert int(mpmath.ceil(value)) == generic_min_d(n, r, prec, delta=mpmath.mpf(1) / 1000)
+        assert abs(value - generic_min_bits(n, r, success=mpmath.mpf(1) / 1000) / prec) < 1e-40 * abs(value)
+        assert int(mpmath.ceil(value)) == generic_min_d(n, r, prec, success=mpmath.mpf(1) / 1000)
 
 
 def test_khop_expressions_match():
@@ -110,13 +110,13 @@ def test_generic_min_d_is_the_least_integer_meeting_the_tuple_count(n, r, prec):
     assert generic_min_d(n, r, prec, cot=True, hops=4) == d
 
 
-def test_random_instance_version_loosens_by_log_one_over_delta():
-    assert generic_min_d(2**10, 4, 1, delta=2**-8) == 40 - 8
-    assert any_model_min_params(8, 1, 1, delta=0.5) == math.ceil(math.log2(math.factorial(8)) - 1)
-    with pytest.raises(ValueError, match="delta must be in"):
-        generic_min_d(16, 2, 1, delta=0)
+def test_random_instance_version_loosens_by_log_one_over_the_success_probability():
+    assert generic_min_d(2**10, 4, 1, success=2**-8) == 40 - 8
+    assert any_model_min_params(8, 1, 1, success=0.5) == math.ceil(math.log2(math.factorial(8)) - 1)
+    with pytest.raises(ValueError, match="success must be in"):
+        generic_min_d(16, 2, 1, success=0)
     with pytest.raises(ValueError, match="proved where one subject.s answers are uniform"):
-        generic_min_d(16, 2, 1, hops=2, delta=0.5)
+        generic_min_d(16, 2, 1, hops=2, success=0.5)
 
 
 # --- brute-force counts of realisable answer tuples -----------------------------------------------

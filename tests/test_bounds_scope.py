@@ -27,7 +27,7 @@ def test_ceilings_are_exact_where_a_tolerance_would_snap():
     assert generic_min_d(2**1310 + 1, 101, 1) == 132311
     assert generic_min_d(2**1310, 101, 1) == 132310
     assert generic_min_d(2**1310 + 1, 101, 7) == math.ceil(132311 / 7)
-    assert any_model_min_params(2, 5, 1) == 5 and any_model_min_params(2, 5, 1, delta=0.25) == 3  # (2!)^5 / 4 = 2^3
+    assert any_model_min_params(2, 5, 1) == 5 and any_model_min_params(2, 5, 1, success=0.25) == 3  # (2!)^5 / 4 = 2^3
     assert any_model_min_params(3, 1, 1) == 3  # log2 6 = 2.58
     # (2)_2 = 2 is the one falling factorial of length >= 2 that is a power of two
     assert tuple_count(3, 1, 2).log2_if_integer() == 1 and realisable_tuples_lower(3, 1, 2) == 2
@@ -88,7 +88,7 @@ def test_random_constructions_meet_the_delta_form_and_both_ratios_are_reported()
     model = build_construction("block", Instance.random(256, 4, 0), codebook="rademacher", delta=0.25)
     result = compare(model.spec, precision=1)
     generic = result.bounds[-1]
-    assert generic["delta"] == 0.75 and generic["needed_bits"] == pytest.approx(32 - math.log2(1 / 0.75))
+    assert generic["success"] == 0.75 and generic["needed_bits"] == pytest.approx(32 - math.log2(1 / 0.75))
     assert generic["ratio_d_model"] == pytest.approx(model.spec.d_model / generic["needed_bits"])
     assert result.ratio_d_model == generic["ratio_d_model"] > result.ratio
     # exact-length chains have no proved delta form: a random chain construction meets no bound
@@ -114,12 +114,30 @@ def test_theorem_b6_window_brackets_the_cap(d, R, k, chains):
 
 
 def test_the_no_cot_cap_never_rises_with_depth_where_it_uses_all_relations():
-    from georecall.tradeoff import tradeoff
+    from georecall.capacity_depth import tradeoff
 
     rows = tradeoff(256, 4)
-    full = [row["bound_no_cot"] for row in rows if row["bound_no_cot_full_R"]]
+    full = [row["log2_N_max_bound_no_cot"] for row in rows if row["bound_no_cot_theorem_b6"]]
     assert full == sorted(full, reverse=True) and len(full) == 3
-    assert [row["k"] for row in rows if not row["bound_no_cot_full_R"]] == [4, 5, 6]
+    assert [row["k"] for row in rows if not row["bound_no_cot_theorem_b6"]] == [4, 5, 6]
+
+
+@pytest.mark.parametrize("R", [1, 2, 3, 4])
+def test_the_theorem_b6_label_is_exactly_n_max_at_least_I_over_many_widths(R):
+    """The label follows Theorem B6's hypothesis N_max >= I = 1 + R + ... + R^(k-1), not N_max + 1 >= I
+    (issue 20: at d = 16, R = 2 the caps 8, 14, 30, 62 sit at I - 1 for k = 3..6 and are outside it)."""
+    from georecall.bounds import max_N
+    from georecall.bounds.generic import internal_nodes
+    from georecall.capacity_depth import tradeoff
+
+    for d in (8, 12, 16, 24, 32, 64, 128, 256):
+        for row in tradeoff(d, R, max_hops=6):
+            k, cap = row["k"], max_N(d, 1, R, row["k"])
+            assert row["bound_no_cot_theorem_b6"] == (k == 1 or cap >= internal_nodes(R, k)), (d, R, k, cap)
+            assert row["log2_N_max_bound_no_cot"] == pytest.approx(math.log2(cap))
+    if R == 2:  # the issue's example: caps 8, 14, 30, 62 against I = 7, 15, 31, 63
+        labels = {row["k"]: row["bound_no_cot_theorem_b6"] for row in tradeoff(16, 2)}
+        assert [labels[k] for k in (3, 4, 5, 6)] == [True, False, False, False]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -159,5 +177,5 @@ def test_lemma_b4_counts_dominate_the_earlier_all_distinct_counts():
         old = math.perm(N - internal, R**k)  # every leaf distinct from every node
         assert realisable_tuples_lower(N, R, k) >= old
         assert np.isfinite(float(tuple_count(N, R, k).log2()))
-    with pytest.raises(InputError, match="delta < 1"):
-        generic_min_d(64, 2, 1, hops=4, cot=True, hops_per_step=2, delta=0.5)
+    with pytest.raises(InputError, match="success < 1"):
+        generic_min_d(64, 2, 1, hops=4, cot=True, hops_per_step=2, success=0.5)

@@ -42,15 +42,15 @@ def test_verify_exits_1_on_tampered_weights(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["build", "--N", "1", "--out", "x.npz"], "N must be >= 2"),
-        (["build", "--R", "0", "--out", "x.npz"], "R must be >= 1"),
+        (["build", "--N", "1", "--out", "x.npz"], "--N must be in 2.."),
+        (["build", "--R", "0", "--out", "x.npz"], "--R must be in 1.."),
         (["build", "--N", "ten", "--out", "x.npz"], "--N must be an integer"),
         (["build", "--construction", "lookup", "--out", "x.npz"], "argument --construction: invalid choice"),
         (["build", "--codebook", "gray", "--out", "x.npz"], "argument --codebook: invalid choice"),
         (["build", "--precision", "3", "--out", "x.npz"], "--precision does not apply to --construction block with --codebook binary"),
         (["build", "--d", "30", "--out", "x.npz"], "--d does not apply"),
         (["build", "--delta", "0.1", "--out", "x.npz"], "--delta does not apply"),
-        (["build", "--seed", "-5", "--out", "x.npz"], "--seed must be >= 0, got -5"),
+        (["build", "--seed", "-5", "--out", "x.npz"], "--seed must be in 0..1,099,511,627,776, got -5"),
         (["verify", "missing.npz"], "does not exist"),
         (["frobnicate"], "invalid choice"),
     ],
@@ -88,16 +88,16 @@ def test_check_json_reports_every_case_exact(capsys):
 
 def test_installed_entry_point_runs_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "georecall.cli", "build", "--N", "1", "--out", str(tmp_path / "x.npz")], capture_output=True, text=True)
-    assert proc.returncode == 2 and proc.stderr.strip() == "georecall: error: N must be >= 2, got 1"
+    assert proc.returncode == 2 and proc.stderr.strip() == "georecall: error: georecall build: --N must be in 2..1,099,511,627,776, got 1"
 
 
 def test_sizes_reports_the_block_formula(capsys):
     code, out, _ = run(capsys, "sizes", "--N", "256", "--R", "4", "--json")
     rows = {row["construction"]: row for row in json.loads(out)["rows"]}
     assert code == 0
-    assert rows["block_superposition/binary"]["d_model"] == 4 * 8 + 4 + 8
-    assert rows["block_superposition/multilevel(p=4)"]["d_model"] == 4 * 2 + 4 + 2
-    assert rows["shared_space/binary (proven d)"]["d_model"] == rows["shared_space/binary (proven d)"]["d"] + 4 + 8
+    assert rows["K1 block/binary"]["d_model"] == 4 * 8 + 4 + 8
+    assert rows["K1 block/multilevel p=4"]["d_model"] == 4 * 2 + 4 + 2
+    assert rows["K2 shared-space/binary"]["d_model"] == rows["K2 shared-space/binary"]["subject_dim"] + 4 + 8
 
 
 def test_threshold_measures_below_the_proven_d(capsys):
@@ -139,11 +139,11 @@ def test_compare_weights_file_and_hand_made_spec(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["bounds", "--N", "1", "--R", "2"], "N must be >= 2"),
-        (["bounds", "--N", "8", "--R", "2", "--hops", "0"], "hops must be >= 1"),
+        (["bounds", "--N", "1", "--R", "2"], "--N must be in 2.."),
+        (["bounds", "--N", "8", "--R", "2", "--hops", "0"], "--hops must be in 1.."),
         (["bounds", "--N", "8", "--R", "2", "--chains", "some"], "invalid choice: 'some'"),
-        (["bounds", "--N", "8", "--R", "2", "--delta", "2"], "delta must be in (0, 1]"),
-        (["bounds", "--N", "8", "--R", "2", "--precision", "0"], "precision must be >= 1"),
+        (["bounds", "--N", "8", "--R", "2", "--delta", "2"], "--delta is a failure probability in [0, 1)"),
+        (["bounds", "--N", "8", "--R", "2", "--precision", "0"], "--precision must be in 1.."),
         (["compare", "nothing.json"], "does not exist"),
     ],
 )
@@ -173,17 +173,17 @@ def test_tradeoff_json_and_plot(tmp_path, capsys):
     assert code == 0 and [row["k"] for row in data["rows"]] == [1, 2, 3, 4, 5, 6]
     assert plot.stat().st_size > 10_000 and json.loads((tmp_path / "tradeoff.json").read_text())["rows"] == data["rows"]
     rows = data["rows"]
-    assert rows[0]["bound_cot"] == 64 and all(row["cot"] <= row["bound_cot"] for row in rows)
-    assert all(row["chains_no_cot"] is None or row["chains_no_cot"] <= row["bound_no_cot"] for row in rows)
-    assert rows[3]["cot"] > rows[3]["partial_cot_T2"] > (rows[3]["chains_no_cot"] or 0)
+    assert rows[0]["log2_N_max_bound_cot"] == 64 and all(row["log2_N_max_cot"] <= row["log2_N_max_bound_cot"] for row in rows)
+    assert all(row["log2_N_max_chains_no_cot"] is None or row["log2_N_max_chains_no_cot"] <= row["log2_N_max_bound_no_cot"] for row in rows)
+    assert rows[3]["log2_N_max_cot"] > rows[3]["log2_N_max_partial_cot_T2"] > (rows[3]["log2_N_max_chains_no_cot"] or 0)
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["build", "--hops", "2", "--out", "x.npz"], "needs --construction chains or associative, or --cot"),
-        (["build", "--cot-steps", "2", "--hops", "3", "--out", "x.npz"], "--cot-steps needs --cot"),
-        (["tradeoff", "--d", "0", "--R", "2"], "d must be >= 1"),
+        (["build", "--hops", "2", "--out", "x.npz"], "needs --construction chains, associative or cot"),
+        (["build", "--cot-steps", "2", "--hops", "3", "--out", "x.npz"], "--cot-steps needs --construction cot"),
+        (["tradeoff", "--d", "0", "--R", "2"], "--d must be in 1.."),
     ],
 )
 def test_multi_hop_bad_input_exit_2(tmp_path, capsys, monkeypatch, argv, message):
@@ -256,11 +256,51 @@ def test_out_of_reach_work_is_refused_before_it_starts(tmp_path, capsys):
 
     started = time.perf_counter()
     assert main(["build", "--construction", "chains", "--hops", "30", "--N", "256", "--R", "4", "--out", str(tmp_path / "c.npz")]) == 2
-    assert "--hops=30" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "chains at N = 256" in err and "GiB" in err and "hops" in err
     model = build_construction("cot", Instance.random(16, 2, 0), hops=3)
     meta = replace(model.weights.meta, extra={**model.weights.meta.extra, "max_hops": 100})
     save_model(tmp_path / "k100.npz", replace(model.weights, meta=meta), model.instance)
     assert main(["verify", str(tmp_path / "k100.npz")]) == 2
     err = capsys.readouterr().err
-    assert "chain-of-thought verification of depths 1..100" in err and "--max-queries" in err
+    assert "100 hops" in err and "64-bit" in err and "--hops" in err
     assert time.perf_counter() - started < 5
+
+
+def test_version_prints_the_installed_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"georecall {version('geometric-recall')}"
+
+
+def test_deprecated_spellings_still_work_and_say_what_replaces_them(tmp_path, capsys):
+    cot = str(tmp_path / "cot.npz")
+    assert main(["build", "--cot", "--hops", "2", "--N", "16", "--R", "2", "--out", cot]) == 0
+    assert "--cot is deprecated and will be removed in 0.3; use --construction cot" in capsys.readouterr().err
+    assert main(["build", "--construction", "cot", "--hops", "2", "--N", "16", "--R", "2", "--out", cot, "--force"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["build", "--cot", "--construction", "chains", "--out", cot, "--force"]) == 2
+    single = str(tmp_path / "m.npz")
+    assert main(["build", "--N", "16", "--R", "2", "--out", single]) == 0
+    capsys.readouterr()
+    assert main(["verify", single, "--certify", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["details"]["path"] == "certify" and "--certify is deprecated" in err and "--path certify" in err
+    assert main(["verify", single, "--certify", "--path", "fast"]) == 2
+    assert "--certify contradicts --path fast" in capsys.readouterr().err
+
+
+def test_a_missing_extra_is_named_in_one_line_with_exit_2(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    for argv in (["train", "--N", "16"], ["sweep", "--N", "8", "--out", str(tmp_path / "s")],
+                 ["verify", str(tmp_path / "m.npz"), "--path", "torch"]):
+        if argv[0] == "verify":
+            assert main(["build", "--N", "16", "--R", "2", "--out", argv[1]]) == 0
+            capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == 'georecall: error: this command needs PyTorch, from the [train] extra: pip install -e ".[train]" "torch==2.13.0"'

@@ -101,7 +101,7 @@ def test_bad_construction_name_and_shared_space_codebook():
     inst = Instance.random(8, 2, seed=0)
     with pytest.raises(ValueError, match="construction must be one of block, planar, shared-space"):
         build_construction("lookup", inst)
-    with pytest.raises(ValueError, match=r"\+-1 codebook"):
+    with pytest.raises(ValueError, match="codebook must be one of binary, rademacher for construction 'shared-space'"):
         build_construction("shared-space", inst, codebook="multilevel", precision=2, d=50)
 
 

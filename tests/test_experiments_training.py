@@ -141,18 +141,19 @@ def test_transfer_accuracy_is_far_above_chance(structured_run):
 
 def test_georecall_train_json_has_every_documented_key(tmp_path, capsys):
     code = main(["train", "--N", "32", "--R", "2", "--d", "12", "--steps", "400", "--transfer-steps", "20",
-                 "--out", str(tmp_path), "--json"])
+                 "--out", str(tmp_path / "run"), "--json"])
+    tmp_path = tmp_path / "run"
     summary = json.loads(capsys.readouterr().out)
     assert code == (0 if summary["train_accuracy"] == 1.0 else 1)
     for key in ("train_accuracy", "superposition_r2", "probe_accuracy", "transfer_accuracy", "gating_selectivity", "swap_success"):
         assert isinstance(summary[key], float), key
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "metrics.jsonl", "model.npz", "summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".georecall-run", "config.json", "metrics.jsonl", "model.npz", "summary.json"]
 
 
 def test_georecall_train_rejects_bad_input_with_exit_2(capsys):
     assert main(["train", "--N", "1"]) == 2
-    assert "N must be >= 2" in capsys.readouterr().err
+    assert "--N must be in 2.." in capsys.readouterr().err
     assert main(["train", "--freeze", "all"]) == 2
     assert "freeze" in capsys.readouterr().err
 
@@ -189,20 +190,20 @@ def test_georecall_train_replaces_its_folder_as_a_whole_or_not_at_all(tmp_path, 
 
     out = tmp_path / "run"
     config = TrainConfig(N=16, R=2, d_model=8, d_mlp=16, steps=20, seed=0)
-    cli_support.train_and_analyse(config, out, 0, False, False)
+    cli_support.train_and_analyse(config, out, 0, False, None)
     first = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert set(first) == {"config.json", "metrics.jsonl", "model.npz", "summary.json"}
+    assert set(first) == {".georecall-run", "config.json", "metrics.jsonl", "model.npz", "summary.json"}
 
     def killed(*args, **kwargs):  # killed after the new model is written, before the swap
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli_support, "analyse", killed)
     with pytest.raises(KeyboardInterrupt):
-        cli_support.train_and_analyse(TrainConfig(N=16, R=2, d_model=8, d_mlp=16, steps=30, seed=1), out, 0, True, False)
+        cli_support.train_and_analyse(TrainConfig(N=16, R=2, d_model=8, d_mlp=16, steps=30, seed=1), out, 0, True, None)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == first  # the old run, untouched
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # and no staging folder left behind
     monkeypatch.undo()
-    cli_support.train_and_analyse(TrainConfig(N=16, R=2, d_model=8, d_mlp=16, steps=30, seed=1), out, 0, False, False)
+    cli_support.train_and_analyse(TrainConfig(N=16, R=2, d_model=8, d_mlp=16, steps=30, seed=1), out, 0, False, None)
     assert json.loads((out / "config.json").read_text())["seed"] == 1
     assert json.loads((out / "summary.json").read_text())["files"]["model.npz"] == str(out / "model.npz")
     assert [p.name for p in tmp_path.iterdir()] == ["run"]

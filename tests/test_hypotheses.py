@@ -105,3 +105,43 @@ def test_theorem3_uniform_version_needs_a_union_over_every_answer_tuple():
     # d grows like t: R^2 log N against R log N, so the ratio tends to R as N grows
     big = [shared_space_sufficient_d(2**m, R, m, 1, delta, uniform=True) / shared_space_sufficient_d(2**m, R, m, 1, delta) for m in (8, 32)]
     assert big[0] < big[1] < R
+
+
+def test_theorem3_guarantee_is_per_instance_an_instance_chosen_after_the_maps_can_fail():
+    """Drop Theorem 3's hypothesis (the instance fixed independently of the maps): with one draw of
+    maps at d = 26 the instance drawn beforehand is exact, yet an instance built after the maps,
+    giving one subject the answer tuple those maps treat worst, fails. Covering every instance
+    at once is Theorem 3''s union over answer tuples."""
+    from georecall.constructions.shared_space import build_shared_space, random_maps
+
+    N, R, d, seed = 16, 2, 26, 2
+    book = binary_codebook(N)
+    fixed = Instance.random(N, R, 123)
+    assert build_shared_space(fixed, book, d, seed).verify().exact_recall
+    maps, codes = random_maps(R, d, book.d0, seed), book.codes
+    squares = 0.5 * np.sum(codes**2, axis=1)
+
+    def margin(answers, r):  # the asked relation's readout M_r^T e_s against every code
+        logits = codes @ (maps[r].T @ sum(maps[q] @ codes[a] for q, a in enumerate(answers))) - squares
+        return logits[answers[r]] - np.max(np.delete(logits, answers[r]))
+
+    worst = min(((a, b) for a in range(N) for b in range(N)), key=lambda t: min(margin(t, r) for r in range(R)))
+    assert min(margin(worst, r) for r in range(R)) < 0
+    facts = np.array([(np.arange(N) + worst[r]) % N for r in range(R)])  # subject 0 answers worst[r] under relation r
+    chosen = Instance.from_arrays(facts)
+    report = build_shared_space(chosen, book, d, seed).verify(max_listed=100)
+    assert not report.exact_recall and 0 in {f["subject"] for f in report.first_failures}
+
+
+def test_lemma_4_0_needs_one_hot_positions_two_positions_sharing_a_code_break_the_bound():
+    n_ctx, D = 5, 5 + 3
+    pos = Subspace("pos", 0, n_ctx)
+    values = Subspace("v", n_ctx, 3)
+    attn = routing_attention(D, pos, [Route({4: 2}, values, values)], 8.0)
+    x = np.zeros((1, n_ctx, D))
+    x[0, :, :n_ctx] = np.eye(n_ctx)
+    x[0, 3, :n_ctx] = x[0, 2, :n_ctx]  # position 3 carries position 2's code: the hypothesis dropped
+    x[0, :, n_ctx:] = np.random.default_rng(0).uniform(-1, 1, (n_ctx, 3))
+    out = attention(attn, x, 1.0, last_only=True)[0, 0, n_ctx:]
+    deviation = np.max(np.abs(out - x[0, 2, n_ctx:]))
+    assert deviation > 100 * attention_leak_bound(n_ctx, 1.0, 8.0)  # about half the gap between the two values

@@ -248,20 +248,44 @@ def test_from_transformer_lens_refuses_a_model_with_layer_norms(transformer_lens
         from_transformer_lens(bridge, Instance.random(4, 2, 0), ModelMeta(N=4, R=2, n_layers=1, attn_scale=0.5))
 
 
-def test_the_interop_walkthrough_runs(transformer_lens):
+def test_the_interop_walkthrough_runs(transformer_lens, tmp_path, monkeypatch):
     import pathlib
     import re
 
+    pytest.importorskip("safetensors")
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "--N", "256", "--R", "4", "--out", "block.npz"]) == 0
+    assert main(["export", "block.npz", "--to", "transformer-lens", "block.safetensors"]) == 0
     text = (pathlib.Path(__file__).parents[1] / "docs" / "interop.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert len(blocks) == 1
-    exec(compile(blocks[0], "docs/interop.md", "exec"), {})
+    assert len(blocks) == 3  # one call, without georecall, the walkthrough
+    for block in blocks:
+        exec(compile(block, "docs/interop.md", "exec"), {})
+
+
+def test_load_transformer_lens_gives_the_facts_and_a_model_that_recalls_them(transformer_lens, tmp_path):
+    import torch
+
+    from georecall.interop import load_transformer_lens
+
+    path = tmp_path / "m.npz"
+    assert main(["build", "--N", "16", "--R", "2", "--out", str(path)]) == 0
+    model, instance, meta = load_transformer_lens(path)
+    assert (meta.N, meta.R) == (16, 2) and instance.facts.shape == (2, 16)
+    prompts = torch.tensor([[s, 16 + r] for r in range(2) for s in range(16)])
+    with torch.no_grad():
+        predicted = model(prompts)[:, -1].argmax(-1).numpy()
+    assert np.array_equal(predicted, instance.facts.reshape(-1))
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not a zip")
+    with pytest.raises(InputError):
+        load_transformer_lens(broken)
 
 
 def test_export_refuses_a_missing_folder_or_a_folder_as_out_naming_it(tmp_path, capsys):
     assert main(["build", "--N", "16", "--R", "1", "--out", str(tmp_path / "m.npz")]) == 0
     (tmp_path / "folder").mkdir()
-    for out, message in ((tmp_path / "none" / "x.st", "does not exist"), (tmp_path / "folder", "it is a folder")):
+    for out, message in ((tmp_path / "none" / "x.st", "does not exist"), (tmp_path / "folder", "is a folder")):
         assert main(["export", str(tmp_path / "m.npz"), "--to", "safetensors", str(out), "--force"]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1

@@ -4,7 +4,12 @@ from pathlib import Path
 
 import pytest
 
+import georecall.verify.fast  # noqa: F401 (see below)
+
 pytest_plugins = ["pytester"]
+# pytester's in-process runs restore sys.modules afterwards, and numpy's C extensions (numpy.fft,
+# which scipy.linalg pulls in through the fast path) cannot be imported a second time in one
+# process: import them here, before any in-process run, so that no run is the first to.
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "own_construction"
 

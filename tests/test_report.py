@@ -34,12 +34,12 @@ def test_a_planted_broken_construction_fails_the_report(tmp_path):
         construction_check("Planted", "a construction with one subject's embedding overwritten", "docs/theorems/single_hop.md",
                            "block", 64, 2, weights_hook=break_one_subject)
     ]
-    results = run_report(tmp_path, quick=True, checks=checks, with_training=False)
+    results = run_report(tmp_path / "report", quick=True, checks=checks, with_training=False)
     assert not results["passed"]
     planted = results["theorems"][-1]
     assert planted["passed"] is False and "FAILED on" in planted["detail"]
     assert [t["passed"] for t in results["theorems"][:2]] == [True, True]
-    assert "| Planted |" in (tmp_path / "report.md").read_text() and "FAILED" in (tmp_path / "report.md").read_text()
+    assert "| Planted |" in (tmp_path / "report" / "report.md").read_text() and "FAILED" in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_a_margin_below_the_promise_fails_even_when_recall_is_exact(tmp_path):
@@ -56,6 +56,6 @@ def test_a_crashing_check_is_reported_as_failed(tmp_path):
     def crash(weights):
         raise RuntimeError("boom")
 
-    results = run_report(tmp_path, quick=True, checks=[construction_check("Crash", "s", "d", "block", 16, 1, weights_hook=crash)],
+    results = run_report(tmp_path / "report", quick=True, checks=[construction_check("Crash", "s", "d", "block", 16, 1, weights_hook=crash)],
                          with_training=False)
     assert not results["passed"] and "boom" in results["theorems"][0]["detail"]

@@ -215,7 +215,7 @@ def test_cli_verify_json_has_the_classes_and_internal_errors_exit_3(tmp_path, ca
         assert cli.main(["verify", path, "--json", "--path", forced]) == 0
         assert json.loads(capsys.readouterr().out)["details"]["path"] == name
     assert cli.main(["threshold", "--N", "16", "--R", "1", "--seeds", "0"]) == 2
-    assert "--seeds must be >= 1" in capsys.readouterr().err
+    assert "threshold: --seeds must be in 1..1,000, got 0" in capsys.readouterr().err
 
     def broken(args):
         raise RuntimeError("a planted bug")

@@ -5,6 +5,11 @@ from __future__ import annotations
 import numbers
 
 
+class MissingExtra(Exception):
+    """An optional dependency is not installed; the message names the extra and the one line that
+    installs it. The command line exits 2 for it, as for bad input: the user has something to fix."""
+
+
 class InputError(ValueError):
     """Bad input: an argument, array, key or file the caller must fix. Its message names it and
     the valid range. The command line turns exactly this (and its own argument errors) into

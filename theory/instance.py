@@ -9,6 +9,9 @@ import numpy as np
 from georecall.theory.checks import InputError, require_int
 
 
+FACTS_LIMIT = 2**28  # 2 GiB of int64 facts (2^24 subjects, 16 relations): more is refused before the draw
+
+
 @dataclass(frozen=True, eq=False)
 class Instance:
     """R permutations of [N], one per relation.
@@ -38,6 +41,9 @@ class Instance:
         """Draw each f_r i.i.d. uniformly from the permutations of [N], from an explicit seed."""
         N = require_int("N", N, minimum=2)
         R = require_int("R", R, minimum=1)
+        if N * R > FACTS_LIMIT:
+            raise InputError(f"an instance with N = {N:,} and R = {R:,} holds {N * R:,} facts, {8 * N * R / 2**30:,.3g} GiB of int64 "
+                             f"(limit {FACTS_LIMIT:,} facts)")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         return cls(np.stack([rng.permutation(N) for _ in range(R)]).astype(np.int64))
 

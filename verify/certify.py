@@ -165,6 +165,8 @@ def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memor
                 e_target, e_rival = norms.radii(radius, upper, answers, weights.d_model, any_evaluation=True)
             robust = safe & norms.logits_in_range(upper) & (r < 0.5 * D) & (bound > (e_target + e_rival) * INFLATE)
             lower[begin:end] = np.where(robust, bound, -np.inf)
+            if progress is not None:
+                progress(end, total)
     certified = np.flatnonzero(lower > -np.inf)
     accumulator.set_status(certified, ROBUST, np.full(len(certified), np.inf))  # margins: brute-forced ones only
 
@@ -185,6 +187,8 @@ def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memor
         batch = brute_force(indices)
         accumulator.add(indices, indices, batch)
         best = min(best, float(np.min(accumulator.margin[indices])))
+        if progress is not None:  # a second phase: the queries the certificate left to brute force
+            progress(begin + len(indices), len(rest))
     # The minimum margin: certified queries whose bound could still be below it are brute forced.
     checked = np.zeros(total, dtype=bool)
     while True:

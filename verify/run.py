@@ -43,6 +43,18 @@ def refuse_out_of_reach(positions: int, what: str) -> None:
                          f"lower --max-queries or check one depth with --hops")
 
 
+QUERY_INDEX_LIMIT = 2**62  # query indices are int64: a query set past this is refused, naming its size
+
+
+def refuse_index_overflow(N: int, R: int, hops: int) -> int:
+    """N R^hops, or InputError when the queries could not be numbered in 64 bits."""
+    total = N * R**hops
+    if total > QUERY_INDEX_LIMIT:
+        raise InputError(f"{hops} hops over R = {R} relations and N = {N} subjects make {total:.3g} queries; query indices are 64-bit "
+                         f"(at most 2^62): check fewer hops (--hops) or a smaller file")
+    return total
+
+
 def _sampled(total: int, max_queries: int | None) -> int:
     return total if max_queries is None else min(total, max_queries)
 PATHS = ("auto", "certify", "fast", "reference", "torch", "exact")
@@ -136,6 +148,7 @@ def verify_multi_hop(weights: TransformerWeights, instance: Instance, hops: int,
     if chains not in ("exact", "up_to"):
         raise InputError(f"chains must be 'exact' or 'up_to', got {chains!r}")
     lengths = [hops] if chains == "exact" else list(range(1, hops + 1))
+    refuse_index_overflow(instance.N, instance.R, hops)
     share = None if max_queries is None else max(1, max_queries // len(lengths))
     refuse_out_of_reach(sum(_sampled(instance.N * instance.R**length, share) * (length + 1) ** 2 for length in lengths),
                         f"multi-hop verification of chains of length {lengths[0]}..{lengths[-1]}")
@@ -161,7 +174,7 @@ def verify_chain_of_thought(weights: TransformerWeights, instance: Instance, hop
     if not 1 <= hops <= max_hops:
         raise InputError(f"hops must be in 1..max_hops = {max_hops} of these weights, got {hops}")
     steps = math.ceil(hops / h)
-    total = instance.N * instance.R**hops
+    total = refuse_index_overflow(instance.N, instance.R, hops)
     sample = query_sample(total, max_queries, seed)
     indices = np.arange(total, dtype=np.int64) if sample is None else sample
     base = MultiHopQueries(instance, hops)
@@ -233,6 +246,7 @@ def verify_model(weights: TransformerWeights, instance: Instance, hops: int | No
         else:
             K, h = cot_parameters(weights.meta)
             depths = [hops] if hops is not None else list(range(1, K + 1))
+            refuse_index_overflow(instance.N, instance.R, max(depths))
             limit = sampled.get("max_queries", DEFAULT_MAX_QUERIES)
             refuse_out_of_reach(sum(_sampled(instance.N * instance.R**k, limit) * sum((K + 1 + t) ** 2 for t in range(1, math.ceil(k / h) + 1))
                                     for k in depths), f"chain-of-thought verification of depths {depths[0]}..{depths[-1]}")

@@ -5,21 +5,23 @@ from __future__ import annotations
 import json
 import math
 
-from georecall.cli.args import EXIT_OK, BadInput, positive_int
+from georecall.cli.args import EXIT_OK, BadInput, positive_int, probability
 
 
 def add_parsers(sub) -> None:
     bounds = sub.add_parser("bounds", help="lower bounds for N subjects, R relations, k hops at p bits")
-    bounds.add_argument("--N", type=positive_int("--N"), required=True, help="number of subjects, >= 2")
-    bounds.add_argument("--R", type=positive_int("--R"), required=True, help="number of relations, >= 1")
-    bounds.add_argument("--hops", type=positive_int("--hops"), default=1, help="chain length k, >= 1 (default 1)")
-    bounds.add_argument("--precision", type=positive_int("--precision"), default=1, help="bits per stored number p, >= 1 (default 1)")
+    bounds.add_argument("--N", type=positive_int("--N", minimum=2, maximum=10**1000), required=True, help="number of subjects, >= 2")
+    bounds.add_argument("--R", type=positive_int("--R", minimum=1, maximum=10**1000), required=True, help="number of relations, >= 1")
+    bounds.add_argument("--hops", type=positive_int("--hops", minimum=1, maximum=10**1000), default=1, help="chain length k, >= 1 (default 1)")
+    bounds.add_argument("--precision", type=positive_int("--precision", minimum=1, maximum=10**1000), default=1, help="bits per stored number p, >= 1 (default 1)")
     bounds.add_argument("--cot", action="store_true", help="the model may emit intermediate answers (chain-of-thought)")
     bounds.add_argument("--chains", choices=("exact", "up_to"), default="exact", help="'exact' (chains of length k) or 'up_to' (length 1..k)")
-    bounds.add_argument("--hops-per-step", type=positive_int("--hops-per-step", minimum=1), default=None,
+    bounds.add_argument("--hops-per-step", type=positive_int("--hops-per-step", minimum=1, maximum=10**1000), default=None,
                         help="with --cot: hops answered per emitted token h (partial chain-of-thought; default 1)")
-    bounds.add_argument("--delta", type=float, default=1.0, help="success probability on a random instance, in (0, 1] (default 1)")
-    bounds.add_argument("--d", type=positive_int("--d"), default=None, help="also report the largest N allowed at this subject dimension")
+    bounds.add_argument("--delta", type=probability("--delta", allow_zero=True), default=0.0,
+                        help="failure probability, as everywhere in georecall: bound a model that is exact on a random instance "
+                             "with probability >= 1 - delta, in [0, 1) (default 0: on every instance)")
+    bounds.add_argument("--d", type=positive_int("--d", minimum=1, maximum=10**1000), default=None, help="also report the largest N allowed at this subject dimension")
     bounds.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -29,7 +31,7 @@ def run(args) -> int:
     if args.hops_per_step is not None and not args.cot:
         raise BadInput("--hops-per-step needs --cot")
     h = args.hops_per_step or 1
-    summary = bounds_summary(args.N, args.R, args.hops, args.precision, args.cot, args.chains, args.delta, h)
+    summary = {"delta": args.delta, **bounds_summary(args.N, args.R, args.hops, args.precision, args.cot, args.chains, 1.0 - args.delta, h)}
     if args.d is not None:
         summary["d"] = args.d
         n_max = max_N(args.d, args.precision, args.R, args.hops, args.cot, args.chains, h)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 
-from georecall.cli.args import EXIT_OK, BadInput, add_construction_options, construction_kwargs, refuse_inapplicable_options
-from georecall.constructions.registry import build_construction
+from georecall.cli.args import EXIT_OK, BadInput, add_construction_options, construction_kwargs, refuse_inapplicable_options, warn_deprecated
+from georecall.constructions.registry import build_construction, code_size, refuse_out_of_reach
 from georecall.formats.containers import save_model
+from georecall.formats.files import check_new_file
 from georecall.theory.instance import Instance
 
 
@@ -15,22 +15,26 @@ def add_parsers(sub) -> None:
     build = sub.add_parser("build", help="build a construction and write its weights file")
     add_construction_options(build)
     build.add_argument("--out", required=True, help="path of the .npz weights file to write (written atomically)")
-    build.add_argument("--force", action="store_true", help="replace --out if it exists")
+    build.add_argument("--force", action="store_true", help="replace --out if it is an existing regular file (never a link, folder or device)")
     build.add_argument("--json", action="store_true", help="print the spec as one JSON object")
 
 
 def run(args) -> int:
-    name = "cot" if args.cot else args.construction
-    if args.cot_steps is not None and not args.cot:
-        raise BadInput("--cot-steps needs --cot")
-    if args.cot and args.construction != "block":
-        raise BadInput(f"--cot builds its own construction; --construction {args.construction} does not apply")
+    if args.cot:
+        warn_deprecated("--cot", "--construction cot")
+        if args.construction not in ("block", "cot"):  # block is the default, so it was not asked for
+            raise BadInput(f"--cot builds its own construction; --construction {args.construction} does not apply")
+        args.construction = "cot"
+    name = args.construction
+    if args.cot_steps is not None and name != "cot":
+        raise BadInput("--cot-steps needs --construction cot")
     refuse_inapplicable_options(args, name)
-    if os.path.exists(args.out) and not args.force:
-        raise BadInput(f"--out {args.out} exists; pass --force to replace it")
+    check_new_file(args.out, args.force)
+    code = code_size(args.codebook, args.N, args.precision, args.delta)
+    refuse_out_of_reach(name, args.N, args.R, code, construction_kwargs(args))  # before any N-sized array exists
     instance = Instance.random(args.N, args.R, args.seed)
     if args.hops > 1 and name in ("block", "planar", "shared-space"):
-        raise BadInput(f"--hops {args.hops} needs --construction chains or associative, or --cot")
+        raise BadInput(f"--hops {args.hops} needs --construction chains, associative or cot")
     model = build_construction(name, instance, **construction_kwargs(args))
     save_model(args.out, model.weights, instance, model.spec)
     if args.json:

@@ -3,55 +3,42 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 from georecall.cli.args import EXIT_FAILED, EXIT_OK
-from georecall.constructions.registry import build_construction
+from georecall.cli.progress import add_quiet_option, say
+from georecall.constructions.registry import REGISTRY, build_construction, check_cases
 from georecall.tables import format_table
 from georecall.theory.instance import Instance
 
-# `georecall check` defaults: every construction kind, single hop at two sizes (shared-space at its
-# proven d), multi-hop, chain-of-thought (full and partial) and the associative route.
-CHECK_CASES = [
-    ("block", "binary", 1, 256, 4, {}),
-    ("planar", "binary", 1, 256, 4, {}),
-    ("planar", "multilevel", 2, 4096, 8, {}),
-    ("block", "multilevel", 2, 256, 4, {}),
-    ("block", "multilevel", 4, 256, 4, {}),
-    ("block", "rademacher", 1, 256, 4, {}),
-    ("block", "binary", 1, 4096, 8, {}),
-    ("block", "multilevel", 2, 4096, 8, {}),
-    ("block", "rademacher", 1, 4096, 8, {}),
-    ("shared-space", "binary", 1, 64, 2, {}),
-    ("shared-space", "binary", 1, 256, 4, {}),
-    ("chains", "binary", 1, 256, 3, {"hops": 2}),
-    ("chains", "binary", 1, 64, 2, {"hops": 3, "chains": "up_to"}),
-    ("cot", "binary", 1, 256, 3, {"hops": 3}),
-    ("cot", "binary", 1, 64, 2, {"hops": 4, "cot_steps": 2}),
-    ("associative", "binary", 1, 256, 3, {"hops": 2}),
-]
+# `georecall check` runs the registry's cases: every construction, single hop at two sizes
+# (shared-space at its proven d), multi-hop, chain-of-thought (full and partial), the associative route.
+CHECK_CASES = check_cases()
 
 CHECK_COLUMNS = [
-    ("construction", "construction"),
-    ("N", "N"),
-    ("R", "R"),
+    ("case", "case"),
     ("d_model", "d_model"),
     ("d_mlp", "d_mlp"),
-    ("subject_params", "subject params"),
-    ("shared_params", "shared params"),
-    ("bits_per_coordinate", "bits/coord"),
-    ("guaranteed_margin", "proven margin"),
+    ("bits_per_coordinate", "bits"),
+    ("guaranteed_margin", "promised"),
     ("min_margin", "min margin"),
     ("exact_recall", "exact"),
     ("queries", "queries"),
-    ("seconds", "seconds"),
+    ("seconds", "s"),
 ]
+
+
+def case_label(construction: str, codebook: str, precision: int, N: int, R: int, options: dict) -> str:
+    """One short distinct name per case: K1 block/multilevel p=2 N=256 R=4 hops=2."""
+    code = f"{codebook} p={precision}" if codebook == "multilevel" else codebook
+    shape = "".join(f" {key}={value}" for key, value in options.items())
+    return f"{REGISTRY[construction].label} {construction}/{code} N={N} R={R}{shape}"
 
 
 def add_parsers(sub) -> None:
     check = sub.add_parser("check", help="build and verify every construction at default sizes; print a table")
     check.add_argument("--json", action="store_true", help="print one JSON object")
+    add_quiet_option(check)
 
 
 def run_check_case(construction: str, codebook: str, precision: int, N: int, R: int, options: dict) -> dict:
@@ -60,9 +47,9 @@ def run_check_case(construction: str, codebook: str, precision: int, N: int, R: 
     model = build_construction(construction, instance, codebook=codebook, precision=precision, **options)
     report = model.verify()
     spec = model.spec
-    shape = "".join(f", {k}={v}" for k, v in options.items())
     return {
-        "construction": spec.name + (f"(p={precision})" if codebook == "multilevel" else "") + shape,
+        "case": case_label(construction, codebook, precision, N, R, options),
+        "construction": spec.name,
         "N": N,
         "R": R,
         "d_model": spec.d_model,
@@ -81,9 +68,10 @@ def run_check_case(construction: str, codebook: str, precision: int, N: int, R: 
 
 def run(args) -> int:
     rows = []
+    show = say(args.quiet)
     for i, case in enumerate(CHECK_CASES, 1):
-        if not args.json:
-            sys.stderr.write(f"[{i}/{len(CHECK_CASES)}] {case[0]}/{case[1]} N={case[3]} R={case[4]}\n")
+        if show is not None:  # a line per case: each is one build and one exhaustive proof
+            show(f"[{i}/{len(CHECK_CASES)}] {case_label(*case)}")
         rows.append(run_check_case(*case))
     all_exact = all(row["exact_recall"] for row in rows)
     if args.json:

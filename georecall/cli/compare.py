@@ -3,28 +3,37 @@
 from __future__ import annotations
 
 import json
+import os
 
 from georecall.cli.args import EXIT_FAILED, EXIT_OK, BadInput, positive_int
 from georecall.formats.containers import load_model
+from georecall.formats.safe_json import parse_json
 from georecall.tables import format_table
 from georecall.theory.spec import ConstructionSpec
 
 
 def add_parsers(sub) -> None:
     compare = sub.add_parser("compare", help="a construction (weights .npz or spec .json) against the lower bounds")
-    compare.add_argument("file", help="a .npz weights file, or a .json ConstructionSpec")
-    compare.add_argument("--precision", type=positive_int("--precision"), default=None, help="bits per stored number p (default: the spec's bits per coordinate)")
+    compare.add_argument("file", help="a weights file (.npz, safetensors or a TransformerLens export; recognised by content), or a .json ConstructionSpec")
+    compare.add_argument("--precision", type=positive_int("--precision", minimum=1, maximum=2**20), default=None, help="bits per stored number p, 1..1048576 (default: the spec's bits per coordinate)")
     compare.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+SPEC_MAX_BYTES = 2**20
+
+
 def load_comparable(path: str):
+    """A weights file in any container, or a ConstructionSpec JSON file (.json)."""
     if path.endswith(".json"):
+        if not os.path.isfile(path):
+            raise BadInput(f"spec file {path} does not exist or is not a regular file")
+        if os.path.getsize(path) > SPEC_MAX_BYTES:
+            raise BadInput(f"spec file {path} is {os.path.getsize(path):,} bytes (limit {SPEC_MAX_BYTES:,})")
+        with open(path, "rb") as handle:
+            data = parse_json(handle.read(), f"spec file {path}")
         try:
-            with open(path) as handle:
-                return ConstructionSpec.from_json_dict(json.load(handle))
-        except FileNotFoundError:
-            raise BadInput(f"spec file {path} does not exist") from None
-        except (json.JSONDecodeError, TypeError) as exc:
+            return ConstructionSpec.from_json_dict(data)
+        except TypeError as exc:
             raise BadInput(f"{path} is not a ConstructionSpec JSON object ({exc})") from None
     return load_model(path)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 
-from georecall.cli.args import EXIT_OK, BadInput
+from georecall.cli.args import EXIT_OK
 from georecall.formats.containers import CONTAINERS, load_model, save_model_as
+from georecall.formats.files import check_new_file
 
 
 def add_parsers(sub) -> None:
@@ -15,12 +15,11 @@ def add_parsers(sub) -> None:
                         help="npz (docs/FORMAT.md), safetensors (the same arrays), or transformer-lens (a safetensors TransformerLens "
                              "native state dict with its config; docs/interop.md)")
     export.add_argument("out", help="the file to write (atomically)")
-    export.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    export.add_argument("--force", action="store_true", help="replace OUT if it is an existing regular file (never a link, folder or device)")
 
 
 def run(args) -> int:
-    if os.path.exists(args.out) and not args.force:
-        raise BadInput(f"OUT {args.out} exists; pass --force to replace it")
+    check_new_file(args.out, args.force, option="OUT")
     loaded = load_model(args.file)
     save_model_as(args.out, args.to, loaded.weights, loaded.instance, loaded.spec)
     print(f"wrote {args.out}: {args.to}, N={loaded.weights.meta.N}, R={loaded.weights.meta.R}, d_model={loaded.weights.d_model}")

@@ -5,15 +5,14 @@ PyTorch is imported only when one of these commands runs, so the rest of the CLI
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 
-from georecall.cli.args import positive_int
-from georecall.theory.checks import InputError
+from georecall.cli.args import positive_int, real
+from georecall.cli.progress import add_quiet_option, counter, say
+from georecall.theory.checks import InputError, MissingExtra
 
 
-class NeedsTorch(Exception):
+class NeedsTorch(MissingExtra):
     pass
 
 
@@ -21,7 +20,7 @@ def _experiments():
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise NeedsTorch("this command needs PyTorch: pip install -e \".[train]\"") from None
+        raise NeedsTorch("this command needs PyTorch, from the [train] extra: pip install -e \".[train]\" \"torch==2.13.0\"") from None
     import georecall.experiments.cli_support as support
 
     return support
@@ -35,27 +34,20 @@ def torch_forward(weights, device: str):
     return TorchForward(weights, device)
 
 
-def _floats(name):
-    def parse(text):
-        try:
-            return float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-
-    return parse
-
-
 def add_training_options(p, init_scale: float = 1.0, weight_decay: float = 0.0, d_mlp: int = 64) -> None:
-    p.add_argument("--d-mlp", type=positive_int("--d-mlp"), default=d_mlp, help=f"MLP width, >= 1 (default {d_mlp})")
-    p.add_argument("--steps", type=positive_int("--steps"), default=3000, help="step budget, >= 0 (default 3000)")
-    p.add_argument("--lr", type=_floats("--lr"), default=1e-2, help="AdamW learning rate, > 0 (default 0.01)")
-    p.add_argument("--weight-decay", type=_floats("--weight-decay"), default=weight_decay, help=f"AdamW decoupled weight decay, >= 0 (default {weight_decay:g})")
-    p.add_argument("--init-scale", type=_floats("--init-scale"), default=init_scale, help=f"norm of an initial embedding row, > 0 (default {init_scale:g})")
-    p.add_argument("--batch-size", type=positive_int("--batch-size"), default=None, help="facts per step (default: all, full batch)")
-    p.add_argument("--stop-margin", type=_floats("--stop-margin"), default=1.0, help="stop once every margin is >= this; 0 runs every step (default 1)")
+    p.add_argument("--d-mlp", type=positive_int("--d-mlp", minimum=1, maximum=2**20), default=d_mlp, help=f"MLP width, >= 1 (default {d_mlp})")
+    p.add_argument("--steps", type=positive_int("--steps", maximum=10**8), default=3000, help="step budget, >= 0 (default 3000)")
+    p.add_argument("--lr", type=real("--lr", above=0, maximum=100), default=1e-2, help="AdamW learning rate, in (0, 100] (default 0.01)")
+    p.add_argument("--weight-decay", type=real("--weight-decay", minimum=0, maximum=1000), default=weight_decay,
+                   help=f"AdamW decoupled weight decay, in [0, 1000] (default {weight_decay:g})")
+    p.add_argument("--init-scale", type=real("--init-scale", above=0, maximum=1e6), default=init_scale,
+                   help=f"norm of an initial embedding row, in (0, 1e6] (default {init_scale:g})")
+    p.add_argument("--batch-size", type=positive_int("--batch-size", minimum=1), default=None, help="facts per step (default: all, full batch)")
+    p.add_argument("--stop-margin", type=real("--stop-margin", minimum=0, maximum=1e6), default=1.0,
+                   help="stop once every margin is >= this; 0 runs every step (default 1)")
     p.add_argument("--dtype", default="float32", help="float32 (default) or float64")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
+    add_quiet_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -67,41 +59,39 @@ def add_parsers(sub) -> None:
                     "--N 1024 --R 4 --d 32, against 0.63 at init 1 without weight decay, d_mlp 64). No regime tried reproduces "
                     "the paper's relation-gated MLP units. sweep keeps init 1, no weight decay and d_mlp 64, the protocol of its "
                     "published thresholds.")
-    train.add_argument("--N", type=positive_int("--N"), default=256, help="number of subjects, >= 2 (default 256)")
-    train.add_argument("--R", type=positive_int("--R"), default=2, help="number of relations, >= 1 (default 2)")
-    train.add_argument("--d", type=positive_int("--d"), default=32, help="d_model, >= 1 (default 32)")
+    train.add_argument("--N", type=positive_int("--N", minimum=2), default=256, help="number of subjects, >= 2 (default 256)")
+    train.add_argument("--R", type=positive_int("--R", minimum=1), default=2,
+                       help="number of relations, >= 1 (default 2, not build's 4: a training run's cost grows with R, and the "
+                            "published measurements use R = 2)")
+    train.add_argument("--d", type=positive_int("--d", minimum=1, maximum=2**16), default=32, help="d_model, >= 1 (default 32)")
     train.add_argument("--seed", type=positive_int("--seed"), default=0, help="seed of the initialisation and the facts (default 0)")
     train.add_argument("--out", default=None, help="folder for config.json, metrics.jsonl, model.npz and summary.json")
+    train.add_argument("--force", action="store_true", help="replace --out if it holds a previous georecall train run")
     train.add_argument("--freeze", nargs="*", default=[], help="parameter groups to hold fixed: subjects relations pos attn mlp unembed")
     train.add_argument("--fixed-attention", action="store_true", help="freeze attention at a uniform average with identity OV (associative baseline)")
     train.add_argument("--tie-unembed", action="store_true",
                        help="tied attributes: W_U = W_E[:N]^T, an answer's code is its entity's own embedding")
     train.add_argument("--transfer-steps", type=positive_int("--transfer-steps"), default=2000, help="embedding-only step budget in the transfer test (default 2000)")
     train.add_argument("--no-analysis", action="store_true", help="train only: skip the structure and transfer analyses")
-    train.add_argument("--instances", type=positive_int("--instances", minimum=1), default=1,
+    train.add_argument("--instances", type=positive_int("--instances", minimum=1, maximum=4096), default=1,
                        help="train shared weights jointly on this many instances, each with its own subject table "
                             "(analyses use the first; default 1)")
     add_training_options(train, init_scale=0.1, weight_decay=0.5, d_mlp=256)
 
     sweep = sub.add_parser("sweep", help="threshold d* (least d_model reaching 100%% train accuracy) by bisection over a grid")
-    sweep.add_argument("--N", type=positive_int("--N"), nargs="*", default=[64, 128, 256, 512, 1024], help="N values for the N axis (default 64 128 256 512 1024)")
-    sweep.add_argument("--at-R", type=positive_int("--at-R"), default=2, help="R held fixed on the N axis (default 2)")
-    sweep.add_argument("--R", type=positive_int("--R"), nargs="*", default=[1, 2, 4, 8], help="R values for the R axis (default 1 2 4 8)")
-    sweep.add_argument("--at-N", type=positive_int("--at-N"), default=256, help="N held fixed on the R axis (default 256)")
+    sweep.add_argument("--N", type=positive_int("--N", minimum=2), nargs="*", default=[64, 128, 256, 512, 1024], help="N values for the N axis (default 64 128 256 512 1024)")
+    sweep.add_argument("--at-R", type=positive_int("--at-R", minimum=1), default=2, help="R held fixed on the N axis (default 2)")
+    sweep.add_argument("--R", type=positive_int("--R", minimum=1), nargs="*", default=[1, 2, 4, 8], help="R values for the R axis (default 1 2 4 8)")
+    sweep.add_argument("--at-N", type=positive_int("--at-N", minimum=2), default=256, help="N held fixed on the R axis (default 256)")
     sweep.add_argument("--seeds", type=positive_int("--seeds"), nargs="+", default=[0, 1, 2], help="seeds (init and facts), >= 3 recommended (default 0 1 2)")
-    sweep.add_argument("--d-max", type=positive_int("--d-max"), default=256, help="largest d_model tried (default 256)")
+    sweep.add_argument("--d-max", type=positive_int("--d-max", minimum=1, maximum=2**16), default=256, help="largest d_model tried, >= 1 (default 256)")
     sweep.add_argument("--out", required=True, help="folder for runs.csv, thresholds.csv, sweep.json, config.json, thresholds.png")
+    sweep.add_argument("--force", action="store_true",
+                       help="replace --out if it holds a georecall sweep under another training protocol (the same protocol resumes)")
     add_training_options(sweep)
+    from georecall.experiments.executors import add_executor_options
 
-
-def progress_lines(force: bool):
-    if not (force or sys.stderr.isatty()):
-        return None
-
-    def show(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    return show
+    add_executor_options(sweep)
 
 
 def base_config(args, **fields):
@@ -114,11 +104,18 @@ def base_config(args, **fields):
 
 def cmd_sweep(args) -> int:
     support = _experiments()
+    from georecall.experiments.executors import executor_from_args
+
     points = sorted({(N, args.at_R) for N in args.N} | {(args.at_N, R) for R in args.R})
     if not points:
         raise InputError("sweep needs at least one N (--N) or R (--R) value")
     base = base_config(args, N=points[0][0], R=points[0][1], d_model=1)
-    result = support.run_and_write_sweep(points, base, args.seeds, args.d_max, args.out, progress_lines(args.progress))
+    support.sweep_folder_mode(args.out, base, args.force)  # refused before any run starts
+    executor = executor_from_args(args)
+    try:
+        result = support.run_and_write_sweep(points, base, args.seeds, args.d_max, args.out, say(args.quiet), executor, args.force)
+    finally:
+        executor.close()
     if args.json:
         print(json.dumps(result.to_json_dict()))
     else:
@@ -127,10 +124,18 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from georecall.formats.files import check_run_folder
+
+    if args.out is not None:
+        check_run_folder(args.out, args.force, "train")
     support = _experiments()
     config = base_config(args, N=args.N, R=args.R, d_model=args.d, seed=args.seed, freeze=tuple(args.freeze),
                          fixed_attention=args.fixed_attention, tie_unembed=args.tie_unembed)
-    summary = support.train_and_analyse(config, args.out, args.transfer_steps, not args.no_analysis, args.progress, args.instances)
+    from georecall.experiments.config import refuse_out_of_reach
+
+    refuse_out_of_reach(config, args.instances)
+    summary = support.train_and_analyse(config, args.out, args.transfer_steps, not args.no_analysis,
+                                         None if args.quiet else (lambda label: counter(label, "steps")), args.instances)
     if args.json:
         print(json.dumps(summary))
     else:

@@ -7,9 +7,10 @@ import math
 import time
 from pathlib import Path
 
+from georecall.formats.files import check_run_folder, staged_run_folder
 from georecall.report.checks import TheoremCheck, bounds_rows, default_checks
 from georecall.report.render import render_html, render_markdown
-from georecall.tradeoff import plot_tradeoff, tradeoff
+from georecall.capacity_depth import plot_tradeoff, tradeoff
 
 ARCHIVED_SWEEP = Path(__file__).resolve().parents[2] / "results" / "training" / "threshold_sweep" / "sweep.json"
 
@@ -44,11 +45,18 @@ def training_summary(quick: bool, progress) -> dict:
     return summary
 
 
-def run_report(out, quick: bool = False, checks: list[TheoremCheck] | None = None, progress=None, with_training: bool = True) -> dict:
-    """Run every check and write the report files into ``out``; returns the results.json content."""
+def run_report(out, quick: bool = False, checks: list[TheoremCheck] | None = None, progress=None, with_training: bool = True,
+               force: bool = False) -> dict:
+    """Run every check and write the report folder ``out`` as a whole (staged beside it, then
+    swapped in; an existing ``out`` only with ``force`` and only if it holds a previous report);
+    returns the results.json content."""
+    check_run_folder(out, force, "report")
+    with staged_run_folder(out, "report") as staged:
+        return _run_into(Path(staged), quick, checks, progress, with_training)
+
+
+def _run_into(folder: Path, quick: bool, checks, progress, with_training: bool) -> dict:
     started = time.perf_counter()
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda message: None)
     checks = default_checks(quick) if checks is None else checks
     theorems = []
@@ -69,7 +77,8 @@ def run_report(out, quick: bool = False, checks: list[TheoremCheck] | None = Non
     training = training_summary(quick, say) if with_training else {"available": False, "note": "skipped"}
     results = {"passed": all(t["passed"] for t in theorems), "quick": quick, "theorems": theorems, "bounds_table": table,
                "tradeoff": {"d": 256, "R": 4, "precision": 1, "rows": trade_rows}, "training": training,
-               "elapsed_s": round(time.perf_counter() - started, 1)}
+               "elapsed_s": round(time.perf_counter() - started, 1),
+               "files": ["report.md", "report.html", "results.json", "tradeoff.png"]}
     (folder / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
     (folder / "report.md").write_text(render_markdown(results))
     (folder / "report.html").write_text(render_html(results, folder))

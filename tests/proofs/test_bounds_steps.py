@@ -74,17 +74,44 @@ def test_lemma_b4_prime_depth_step():
         for j in range(1, 6):
             M = sum(r**i for i in range(1, j + 1))
             assert sum(r**i for i in range(1, j + 2)) == r * (1 + M) >= 2 * M
+    # the smallest factor at depth k+1: J' + L' = (1 + ... + R^{k-1}) + R^k = 1 + ... + R^k = S - R^{k+1}, not S
+    geometric = lambda top: (R ** (top + 1) - 1) / (R - 1)  # noqa: E731 (1 + R + ... + R^top)
+    J, L, S = geometric(k - 1), R**k, geometric(k + 1)
+    assert sp.simplify(J + L - geometric(k)) == 0
+    assert sp.simplify(S - (J + L) - R ** (k + 1)) == 0
+    assert sp.simplify(J + L - S) != 0  # the old text's "N - J - L + 1 = N - S + 1" is false
+    for r in range(2, 5):
+        for j in range(1, 5):
+            assert sum(r**i for i in range(j)) + r**j == sum(r**i for i in range(j + 1)) < sum(r**i for i in range(j + 2))
 
 
 def test_lemma_b2_prime_identity_relation_recovers_every_other_map():
-    # with f_0 = id, the chain (r, 0, ..., 0) acts as f_0^{k-1} o f_r = f_r
-    perm = sp.combinatorics.Permutation([2, 0, 1, 3])
-    identity = sp.combinatorics.Permutation(3)
-    for depth in (2, 3, 5):
-        composed = perm
-        for _ in range(depth - 1):
-            composed = composed * identity  # apply f_r, then f_0 = id
-        assert composed == perm
+    """Lemma B2': with f_0 = id, the chain (r, 0, ..., 0) of length k answers f_r(s), through the
+    project's own chain semantics; so distinct f_1..f_{R-1} give distinct k-hop functions, and
+    any_model_min_bits counts at least (R - 1) log2 N!."""
+    import itertools
+    import math
+
+    import numpy as np
+
+    from georecall.bounds.any_model import any_model_min_bits
+    from georecall.theory.instance import Instance
+    from georecall.theory.queries import MultiHopQueries, follow_chains
+
+    N, R, depth = 3, 2, 3
+    functions = set()
+    for perm in itertools.permutations(range(N)):
+        instance = Instance.from_arrays(np.array([range(N), perm]))
+        subjects = np.arange(N)
+        for chain in ((1,) + (0,) * (depth - 1), (0,) * (depth - 1) + (1,)):
+            assert list(follow_chains(instance, subjects, np.tile(chain, (N, 1)))) == list(perm)
+        queries = MultiHopQueries(instance, depth)
+        functions.add(tuple(queries.take(np.arange(queries.total)).answers))
+    assert len(functions) == math.factorial(N) ** (R - 1)  # injective in f_1
+    # the identity matters: with f_0 a transposition, the chain (1, 0, 0) is f_0 o f_0 o f_1 = f_1, but (1, 0) is not
+    twisted = Instance.from_arrays(np.array([[1, 0, 2], [2, 0, 1]]))
+    assert list(follow_chains(twisted, np.arange(N), np.tile((1, 0), (N, 1)))) != [2, 0, 1]
+    assert float(any_model_min_bits(N, R, 1.0, depth, "exact")) >= (R - 1) * math.log2(math.factorial(N)) - 1e-9
 
 
 def test_lemma_4_0_missing_weight():

@@ -5,10 +5,11 @@ At residual width d (d_model), precision p and R relations, for k = 1..max_hops:
   the associative route needs +-1 codes, so 2^{d0});
 - bounds: bounds.max_N with the subject-embedding dimension taken as d (a subject embedding
   never has more than d_model coordinates, so the bound still caps N): the largest N any generic
-  model can reach. ``bound_no_cot_full_R`` is False where the count that rules out N_max + 1 has to
-  drop relations (N_max + 1 < 1 + R + ... + R^{k-1}: the count with all R relations is vacuous
-  there), so the cap does not follow Theorem B6's 2^{dp/R^k}; plots mark those points.
-Values are log2 N_max; None where not even d0 = 1 fits.
+  model can reach. ``bound_no_cot_theorem_b6`` is True exactly where Theorem B6 covers the cap
+  (N_max >= I = 1 + R + ... + R^{k-1}); elsewhere the count must drop relations and the cap does
+  not follow 2^{dp/R^k}; plots mark those points.
+Every series key starts with ``log2_N_max_``: its values are log2 N_max, not N_max; None where not
+even d0 = 1 fits.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from georecall.constructions.chains import chain_dimensions
 from georecall.theory.checks import require_int
 
 SERIES = {
-    "chains_no_cot": "no-CoT construction (one block per chain)",
-    "bound_no_cot": "no-CoT cap on N (largest N any generic model reaches)",
-    "cot": "CoT construction",
-    "bound_cot": "CoT cap on N (largest N any generic model reaches)",
-    "partial_cot_T2": "partial CoT, T = 2 steps",
-    "associative": "associative route (facts in MLPs)",
+    "log2_N_max_chains_no_cot": "no-CoT construction (one block per chain)",
+    "log2_N_max_bound_no_cot": "no-CoT cap on N (largest N any generic model reaches)",
+    "log2_N_max_cot": "CoT construction",
+    "log2_N_max_bound_cot": "CoT cap on N (largest N any generic model reaches)",
+    "log2_N_max_partial_cot_T2": "partial CoT, T = 2 steps",
+    "log2_N_max_associative": "associative route (facts in MLPs)",
 }
 
 
@@ -54,13 +55,13 @@ def tradeoff(d: int, R: int, precision: int = 1, max_hops: int = 6) -> list[dict
         cap = max_N(d, precision, R, k)
         rows.append({
             "k": k,
-            "chains_no_cot": None if chains is None else precision * chains,
-            "bound_no_cot": math.log2(cap),
-            "bound_no_cot_full_R": k == 1 or cap + 1 >= internal_nodes(R, k),
-            "cot": None if cot is None else precision * cot,
-            "bound_cot": math.log2(max_N(d, precision, R, k, cot=True)),
-            "partial_cot_T2": None if partial is None else precision * partial,
-            "associative": assoc,
+            "log2_N_max_chains_no_cot": None if chains is None else precision * chains,
+            "log2_N_max_bound_no_cot": math.log2(cap),
+            "bound_no_cot_theorem_b6": k == 1 or cap >= internal_nodes(R, k),  # Theorem B6's hypothesis, N_max >= I
+            "log2_N_max_cot": None if cot is None else precision * cot,
+            "log2_N_max_bound_cot": math.log2(max_N(d, precision, R, k, cot=True)),
+            "log2_N_max_partial_cot_T2": None if partial is None else precision * partial,
+            "log2_N_max_associative": assoc,
         })
     return rows
 
@@ -72,20 +73,24 @@ def plot_tradeoff(rows: list[dict], path: str, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    styles = {"chains_no_cot": "o-", "bound_no_cot": "o--", "cot": "s-", "bound_cot": "s--", "partial_cot_T2": "^-", "associative": "x:"}
+    styles = dict(zip(SERIES, ("o-", "o--", "s-", "s--", "^-", "x:")))
     for key, label in SERIES.items():
         points = [(row["k"], row[key]) for row in rows if row[key] is not None and row[key] > 0]
         if points:
             ax.plot(*zip(*points), styles[key], label=label)
-    reduced = [(row["k"], row["bound_no_cot"]) for row in rows if not row["bound_no_cot_full_R"] and row["bound_no_cot"] > 0]
-    if reduced:  # the full-R count is vacuous at these N: the cap comes from fewer relations
+    reduced = [(row["k"], row["log2_N_max_bound_no_cot"]) for row in rows
+               if not row["bound_no_cot_theorem_b6"] and row["log2_N_max_bound_no_cot"] > 0]
+    if reduced:  # Theorem B6 does not cover these caps: N_max < I, the count drops relations
         ax.plot(*zip(*reduced), "o", markersize=12, markerfacecolor="none", color="red",
-                label="cap from R' < R relations (full-R count vacuous)")
+                label="N_max < 1 + R + ... + R^(k-1): outside Theorem B6")
+    ax.set_xticks([row["k"] for row in rows])  # hops are whole numbers
     ax.set_xlabel("hops k")
     ax.set_ylabel("log2 N_max (largest number of subjects)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from georecall.formats.files import write_atomically
+
+    write_atomically(path, lambda raw: fig.savefig(raw, dpi=120, format="png"))
     plt.close(fig)
