@@ -46,13 +46,18 @@ def training_task(config_json: dict) -> dict:
 
 
 def with_threads(threads: int, task, *args):
-    """``task(*args)`` with torch and BLAS held to ``threads`` threads: tasks side by side never oversubscribe the cores."""
-    import torch
+    """``task(*args)`` with torch and BLAS held to ``threads`` threads (fewer where the work is small:
+    verify/threads.py): tasks side by side never oversubscribe the cores."""
     from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(threads)
-    with threadpool_limits(limits=threads):
-        return task(*args)
+    from georecall.verify.threads import set_thread_limit
+
+    set_thread_limit(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            return task(*args)
+    finally:
+        set_thread_limit(None)
 
 
 class _Queued:

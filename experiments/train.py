@@ -190,7 +190,33 @@ def optimisation_step(optimiser, freezer: "_Freezer", loss_fn) -> float:
     return float(loss.detach())
 
 
-def train(
+# A second torch thread pays from about 1e8 units of step_work (2-core machine, full batch, 60 steps,
+# 1 thread against 2: speedup 1.07 at 1.9e7, 1.46 at 1.3e8, 1.76 at 1.1e9, 1.75 at 2.9e10); below
+# that it mostly waits, and on a shared machine it waits on parked threads (benchmarks/contention.py).
+TORCH_WORK_PER_THREAD = 5e7
+
+
+def step_work(config: TrainConfig) -> float:
+    """Multiply-adds of one full-batch step, forward and backward (about 3 x 2 per weight use)."""
+    batch = config.facts if config.batch_size is None else min(config.batch_size, config.facts)
+    return 6.0 * batch * config.d_model * (config.d_mlp + config.N + 4 * config.d_model)
+
+
+def train(config: TrainConfig, instance: Instance | None = None, *, weights: TransformerWeights | None = None, out=None,
+          progress=None, metrics_out=None) -> TrainRun:
+    """``_train`` with torch held to the threads its step size pays for (verify/threads.py), then
+    torch's own setting restored."""
+    from georecall.verify.threads import threads_for
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads_for(step_work(config), TORCH_WORK_PER_THREAD))
+    try:
+        return _train(config, instance, weights=weights, out=out, progress=progress, metrics_out=metrics_out)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(
     config: TrainConfig,
     instance: Instance | None = None,
     *,

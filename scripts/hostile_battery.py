@@ -97,7 +97,10 @@ def run_case(case: dict) -> dict:
     lost = [p for p, before in protected.items() if digest(Path(p)) != before]
     if lost:
         problems.append(f"changed {lost}")
-    leftovers = [p.name for p in Path(case["out"]).parent.glob(".*.part*")] if case["out"] else []
+    # a staged folder is named after its target; atomic files' temporaries (.georecall-*.part) are not,
+    # so runs side by side would see each other's: those are counted once, after every run (main)
+    out = Path(case["out"]) if case["out"] else None
+    leftovers = [p.name for p in out.parent.glob(f".{out.name}-*.part*")] if out else []
     if leftovers:
         problems.append(f"staging left behind {leftovers}")
     result["problems"] = problems
@@ -280,6 +283,12 @@ def build_battery(root: Path) -> Battery:
         b.add("option:bounds-hps", georecall("bounds", "--N", "16", "--R", "2", "--hops", "4", "--cot", "--hops-per-step", value))
         b.add("option:sweep", georecall("sweep", "--N", "16", "--R", "1", "--at-N", "16", "--at-R", "1", "--seeds", "0", "--steps", "5",
                                         "--d-max", value, "--out", str(b.path("sweep"))))
+    sweep_small = ["sweep", "--N", "8", "--R", "--seeds", "0", "--d-max", "2", "--steps", "5"]
+    for option in ("--workers", "--cpus-per-task", "--gpus-per-task"):
+        for value in ("0", "-1", "abc", "nan", "1e9", "10" + "0" * 30):
+            b.add("option:sweep-executor", georecall(*sweep_small, "--executor", "ray", option, value, "--out", str(b.path("sweep"))))
+    for extra in (["--workers", "2"], ["--address", "auto"], ["--executor", "dask"], ["--gpus-per-task", "1"]):
+        b.add("option:sweep-executor", georecall(*sweep_small, *extra, "--out", str(b.path("sweep"))))
     for value in bad_reals:
         b.add("option:verify-budget", georecall("verify", str(files["good"]), "--memory-budget-mb", value))
         for option in ("--lr", "--weight-decay", "--init-scale", "--stop-margin"):
@@ -379,11 +388,13 @@ def main(argv=None) -> int:
                 if i % 100 == 0:
                     print(f"{i:,}/{len(battery.cases):,} runs, {sum(bool(r['problems']) for r in results)} failing", file=sys.stderr, flush=True)
         results += [run_case(case) for case in signal_cases]  # one at a time: the kill must land mid-run
+        stray = sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*.part*"))  # every run has ended: none may remain
     failing = [r for r in results if r["problems"]]
     summary = {
         "runs": len(results),
         "exits": {str(code): sum(r["exit"] == code for r in results) for code in sorted({r["exit"] for r in results})},
-        "failing": len(failing),
+        "failing": len(failing) + bool(stray),
+        "stray_partial_files": stray,
         "tracebacks": sum("traceback" in r["problems"] for r in results),
         "internal_errors": sum(r["exit"] == 3 for r in results),
         "over_60_s": sum("over 60 s" in r["problems"] for r in results),
@@ -400,7 +411,7 @@ def main(argv=None) -> int:
     if args.out:
         with open(args.out, "w") as handle:
             json.dump(summary, handle, indent=1)
-    return 0 if not failing else 1
+    return 0 if not failing and not stray else 1
 
 
 if __name__ == "__main__":

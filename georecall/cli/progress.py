@@ -80,8 +80,13 @@ def say(quiet: bool, stream=None):
 
 
 def add_quiet_option(p) -> None:
+    """--quiet and --threads: the options of every command that can run long."""
     p.add_argument("--quiet", action="store_true", help="no progress output (default: a bar on a terminal, else a line every "
                                                         f"{LINE_EVERY_S:g} s on runs that take longer)")
+    from georecall.cli.args import positive_int
+
+    p.add_argument("--threads", type=positive_int("--threads", minimum=1, maximum=1024), default=None,
+                   help="the most threads to use, 1..1024 (default: OMP_NUM_THREADS, else every core; small work uses one)")
     p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)  # deprecated: progress is now the default
 
 
