@@ -61,3 +61,14 @@ def test_verify_and_train_show_progress_in_a_file_and_quiet_silences_them(tmp_pa
     pytest.importorskip("torch")
     assert main(["train", "--N", "16", "--R", "1", "--d", "8", "--steps", "50", "--stop-margin", "0", "--no-analysis"]) in (0, 1)
     assert "train: 50/50 steps (100%)" in capsys.readouterr().err
+
+
+def test_build_export_and_compare_report_their_steps(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(progress, "LINE_EVERY_S", 0.0)
+    path = str(tmp_path / "m.npz")
+    assert main(["build", "--N", "16", "--R", "2", "--out", path]) == 0
+    assert "build: 3/3 steps (100%)" in capsys.readouterr().err
+    assert main(["export", path, "--to", "safetensors", str(tmp_path / "m.st")]) == 0
+    assert "export: 2/2 steps (100%)" in capsys.readouterr().err
+    assert main(["compare", path, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""

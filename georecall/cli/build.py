@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from georecall.cli.args import EXIT_OK, BadInput, add_construction_options, construction_kwargs, refuse_inapplicable_options, warn_deprecated
+from georecall.cli.progress import add_quiet_option, phases
 from georecall.constructions.registry import build_construction, code_size, refuse_out_of_reach
 from georecall.formats.containers import save_model
 from georecall.formats.files import check_new_file
@@ -17,6 +18,7 @@ def add_parsers(sub) -> None:
     build.add_argument("--out", required=True, help="path of the .npz weights file to write (written atomically)")
     build.add_argument("--force", action="store_true", help="replace --out if it is an existing regular file (never a link, folder or device)")
     build.add_argument("--json", action="store_true", help="print the spec as one JSON object")
+    add_quiet_option(build)
 
 
 def run(args) -> int:
@@ -32,11 +34,15 @@ def run(args) -> int:
     check_new_file(args.out, args.force)
     code = code_size(args.codebook, args.N, args.precision, args.delta)
     refuse_out_of_reach(name, args.N, args.R, code, construction_kwargs(args))  # before any N-sized array exists
-    instance = Instance.random(args.N, args.R, args.seed)
     if args.hops > 1 and name in ("block", "planar", "shared-space"):
         raise BadInput(f"--hops {args.hops} needs --construction chains, associative or cot")
+    done = phases("build", 3, args.quiet)  # the facts, the weights, the file
+    instance = Instance.random(args.N, args.R, args.seed)
+    done()
     model = build_construction(name, instance, **construction_kwargs(args))
+    done()
     save_model(args.out, model.weights, instance, model.spec)
+    done()
     if args.json:
         print(json.dumps({"file": args.out, "spec": model.spec.to_json_dict()}))
     else:

@@ -6,6 +6,7 @@ import json
 import os
 
 from georecall.cli.args import EXIT_FAILED, EXIT_OK, BadInput, positive_int
+from georecall.cli.progress import add_quiet_option, phases
 from georecall.formats.containers import load_model
 from georecall.formats.safe_json import parse_json
 from georecall.tables import format_table
@@ -17,6 +18,7 @@ def add_parsers(sub) -> None:
     compare.add_argument("file", help="a weights file (.npz, safetensors or a TransformerLens export; recognised by content), or a .json ConstructionSpec")
     compare.add_argument("--precision", type=positive_int("--precision", minimum=1, maximum=2**20), default=None, help="bits per stored number p, 1..1048576 (default: the spec's bits per coordinate)")
     compare.add_argument("--json", action="store_true", help="print one JSON object")
+    add_quiet_option(compare)
 
 
 SPEC_MAX_BYTES = 2**20
@@ -41,7 +43,11 @@ def load_comparable(path: str):
 def run(args) -> int:
     from georecall.bounds import compare
 
-    result = compare(load_comparable(args.file), args.precision)
+    done = phases("compare", 2, args.quiet)  # read and describe the file, compare with the bounds
+    comparable = load_comparable(args.file)
+    done()
+    result = compare(comparable, args.precision)
+    done()
     if args.json:
         print(json.dumps(result.to_json_dict()))
     else:

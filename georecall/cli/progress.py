@@ -67,6 +67,22 @@ def counter(label: str, unit: str, quiet: bool = False, stream=None):
     return update
 
 
+def phases(label: str, count: int, quiet: bool = False, stream=None):
+    """A ``done()`` callback for a command made of ``count`` long steps with nothing to count inside
+    them (read, build, write): call it as each step ends."""
+    update = counter(label, "steps", quiet, stream)
+    finished = [0]
+    if update is not None:
+        update(0, count)  # the clock starts now, so a long first step still shows
+
+    def done() -> None:
+        finished[0] += 1
+        if update is not None:
+            update(finished[0], count)
+
+    return done
+
+
 def say(quiet: bool, stream=None):
     """A ``progress(message)`` callback: one line per event (a sweep's runs, a report's stages)."""
     if quiet:
