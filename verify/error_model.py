@@ -181,7 +181,19 @@ def norm_up(values, ops=None):
     doubtful = ~(squares >= _NORM_SAFE_SQUARES) | ~(squares < np.inf)
     if bool(doubtful.any()):
         if isinstance(values, np.ndarray):
-            norms = np.where(doubtful, _scaled_norm(values) * grow + 2.0**-1074, norms)
+            if np.ndim(squares) == 0:
+                norms = _scaled_norm(values) * grow + 2.0**-1074
+            else:  # the doubtful rows only, and a zero row is 0 without scaling (all of them where radii are 0)
+                every = bool(doubtful.all())
+                rows = values if every else values[doubtful]
+                nonzero = rows.any(axis=-1)
+                fixed = np.full(nonzero.shape, 2.0**-1074)
+                if bool(nonzero.any()):
+                    fixed[nonzero] = _scaled_norm(rows[nonzero]) * grow + 2.0**-1074
+                if every:
+                    norms = fixed
+                else:
+                    norms[doubtful] = fixed
         else:  # another array library (torch): the rare doubtful rows are redone in numpy
             import torch
 
