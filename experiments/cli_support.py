@@ -8,7 +8,7 @@ import os
 
 from georecall.experiments.executors import RUN_FIELDS, RUN_TYPES, row_key
 from georecall.experiments.records import RowAppender, read_rows
-from georecall.experiments.sweep import SweepResult, run_sweep, write_sweep
+from georecall.experiments.sweep import SweepResult, run_sweep, write_sweep_config, write_sweep_summary
 from georecall.theory.checks import InputError
 
 VARIED = ("N", "R", "d_model", "seed", "instance_seed")  # what a sweep varies; the rest is its training protocol
@@ -40,31 +40,38 @@ def sweep_folder_mode(out, base, force: bool) -> str:
     return "replace"
 
 
-def run_and_write_sweep(points, base, seeds, d_max, out, progress, executor=None, force: bool = False) -> SweepResult:
+def run_and_write_sweep(points, base, seeds, d_max, out, progress, make_executor=None, force: bool = False) -> SweepResult:
     """The sweep, its runs streamed to ``out``/runs.csv as they finish, then the summary files
-    (each atomic). A stopped sweep rerun with the same protocol resumes from runs.csv."""
+    (each atomic). A stopped sweep rerun with the same protocol resumes from runs.csv.
+    ``make_executor()`` gives where the runs execute (experiments/executors.py; default here);
+    it is called only once ``out`` has passed its checks, so a refused folder starts no Ray."""
     from georecall.formats.files import staged_run_folder, write_marker
 
     mode = sweep_folder_mode(out, base, force)
-    if mode == "replace":
-        with staged_run_folder(out, "sweep") as staged:
-            return _sweep_into(staged, {}, points, base, seeds, d_max, progress, executor)
-    if mode == "new":
-        os.mkdir(out)
-        write_marker(out, "sweep")
-    runs_csv = os.path.join(out, "runs.csv")
-    cached = {row_key(row): row for row in read_rows(runs_csv, RUN_FIELDS, RUN_TYPES)}
-    return _sweep_into(out, cached, points, base, seeds, d_max, progress, executor)
+    executor = None if make_executor is None else make_executor()
+    try:
+        if mode == "replace":
+            with staged_run_folder(out, "sweep") as staged:
+                return _sweep_into(staged, {}, points, base, seeds, d_max, progress, executor)
+        if mode == "new":
+            os.mkdir(out)
+            write_marker(out, "sweep")
+        runs_csv = os.path.join(out, "runs.csv")
+        cached = {row_key(row): row for row in read_rows(runs_csv, RUN_FIELDS, RUN_TYPES)}
+        return _sweep_into(out, cached, points, base, seeds, d_max, progress, executor)
+    finally:
+        if executor is not None:
+            executor.close()
 
 
 def _sweep_into(folder, cached, points, base, seeds, d_max, progress, executor) -> SweepResult:
-    write_sweep(SweepResult(), folder, base, seeds, d_max, runs_csv=False, summary=False)  # config.json first: what a resume compares
+    write_sweep_config(folder, base, seeds, d_max)  # first: what a resume compares
     appender = RowAppender(os.path.join(folder, "runs.csv"), RUN_FIELDS)
     try:
         result = run_sweep(points, base, seeds, d_max, progress, executor, cached, on_row=appender.append)
     finally:
         appender.close()
-    write_sweep(result, folder, base, seeds, d_max, runs_csv=False)
+    write_sweep_summary(result, folder)  # runs.csv was streamed
     return result
 
 

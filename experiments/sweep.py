@@ -19,7 +19,7 @@ import numpy as np
 from georecall.bounds.generic import generic_min_d
 from georecall.formats.files import write_atomically
 from georecall.experiments.config import TrainConfig
-from georecall.experiments.executors import RUN_FIELDS, LocalExecutor, run_searches
+from georecall.experiments.executors import LocalExecutor, run_searches
 from georecall.experiments.records import write_csv
 from georecall.experiments.train import train
 from georecall.theory.search import drive, smallest_passing_search
@@ -137,18 +137,16 @@ def fit_thresholds(medians: list[dict]) -> dict:
     return fits
 
 
-def write_sweep(result: SweepResult, out, base: TrainConfig, seeds, d_max: int, runs_csv: bool = True, summary: bool = True) -> None:
-    """config.json, then (``summary``) thresholds.csv, sweep.json (medians and fits) and thresholds.png,
-    each atomically, and runs.csv unless it was streamed (``runs_csv`` false)."""
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+def write_sweep_config(folder, base: TrainConfig, seeds, d_max: int) -> None:
+    """config.json (atomically): the training protocol a resumed sweep must share, the seeds and d_max."""
     config = {"base_config": base.to_json_dict(), "seeds": list(seeds), "d_max": d_max,
               "varied": ["N", "R", "d_model", "seed (= instance_seed)"]}
-    write_atomically(folder / "config.json", lambda handle: handle.write(json.dumps(config, indent=2).encode()))
-    if not summary:
-        return
-    if runs_csv:
-        write_csv(folder / "runs.csv", result.runs, RUN_FIELDS)
+    write_atomically(Path(folder) / "config.json", lambda handle: handle.write(json.dumps(config, indent=2).encode()))
+
+
+def write_sweep_summary(result: SweepResult, folder) -> None:
+    """thresholds.csv, sweep.json (medians and fits) and thresholds.png, each atomically."""
+    folder = Path(folder)
     write_csv(folder / "thresholds.csv", result.thresholds, THRESHOLD_FIELDS)
     write_atomically(folder / "sweep.json", lambda handle: handle.write(json.dumps(result.to_json_dict(), indent=2).encode()))
     write_atomically(folder / "thresholds.png", lambda handle: plot_thresholds(result, handle))

@@ -106,7 +106,7 @@ def test_sweep_never_touches_a_folder_it_did_not_write_and_needs_force_for_anoth
     def broken(*args, **kwargs):
         raise OSError("disk full while writing")
 
-    monkeypatch.setattr(support, "write_sweep", broken)
+    monkeypatch.setattr(support, "write_sweep_summary", broken)
     code, _, err = run(capsys, *other, "--force")
     assert code == 2 and "disk full" in err
     assert (folder / "runs.csv").read_text() == first  # another protocol is staged: the old sweep is untouched

@@ -110,12 +110,8 @@ def cmd_sweep(args) -> int:
     if not points:
         raise InputError("sweep needs at least one N (--N) or R (--R) value")
     base = base_config(args, N=points[0][0], R=points[0][1], d_model=1)
-    support.sweep_folder_mode(args.out, base, args.force)  # refused before any run starts
-    executor = executor_from_args(args)
-    try:
-        result = support.run_and_write_sweep(points, base, args.seeds, args.d_max, args.out, say(args.quiet), executor, args.force)
-    finally:
-        executor.close()
+    result = support.run_and_write_sweep(points, base, args.seeds, args.d_max, args.out, say(args.quiet),
+                                         lambda: executor_from_args(args), args.force)
     if args.json:
         print(json.dumps(result.to_json_dict()))
     else:
