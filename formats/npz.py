@@ -7,6 +7,7 @@ import zipfile
 import numpy as np
 
 from georecall.theory.checks import InputError
+from georecall.theory.arrays import stored
 
 LOAD_MEMORY_LIMIT_BYTES = 16 * 2**30  # two thirds of this machine: a larger file is refused before it is inflated
 META_MAX_BYTES = 16 * 2**20
@@ -17,7 +18,7 @@ STORED_ABOVE_BYTES = 16 * 2**20  # larger members are stored uncompressed: defla
 def narrowest_float(array: np.ndarray) -> np.ndarray:
     """``array`` in the narrowest dtype that holds every value exactly (docs/FORMAT.md §1: readers
     convert floats to float64), so ±1 codes take 2 bytes; converted and compared a chunk at a time."""
-    array = np.asarray(array)
+    array = np.asarray(stored(array))  # a Widened array is narrowed from its storage, never widened first
     if array.dtype.kind == "i" and array.size and np.iinfo(np.int32).min <= array.min() and array.max() <= np.iinfo(np.int32).max:
         return array.astype(np.int32)
     if array.dtype.kind != "f":

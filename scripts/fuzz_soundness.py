@@ -35,6 +35,8 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, default=5.0, help="how long to draw files (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="Hypothesis seed (default 0)")
     parser.add_argument("--out", default=None, help="write the counts as JSON here")
+    parser.add_argument("--chains", action="store_true",
+                        help="only one-layer files with chains of 2 or 3 hops (the fast sequence path, verify/sequence.py)")
     args = parser.parse_args(argv)
     if not args.minutes > 0:
         parser.error(f"--minutes must be > 0, got {args.minutes}")
@@ -42,9 +44,14 @@ def main(argv=None) -> int:
     counts = {"files": 0, "queries": 0, "oracle_classes": collections.Counter(), "paths_agreed": 0, "by_generator": collections.Counter()}
     started = time.monotonic()
 
+    if args.chains:
+        drawn_files = edge_models(max_layers=1, max_hops=3).filter(lambda m: "multi_hop" in m[0].meta.query_kinds).map(lambda m: ("chains", m))
+    else:
+        drawn_files = st.one_of(edge_models().map(lambda m: ("edge_models", m)), edge_rescaled_constructions().map(lambda m: ("rescaled", m)))
+
     def round_of(seed_value: int):
         @settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-        @given(st.one_of(edge_models().map(lambda m: ("edge_models", m)), edge_rescaled_constructions().map(lambda m: ("rescaled", m))))
+        @given(drawn_files)
         def check(drawn):
             generator, (weights, instance) = drawn
             with np.errstate(all="ignore"):

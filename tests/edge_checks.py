@@ -35,8 +35,8 @@ def classes_by_path(weights, instance, paths=PATHS, **options) -> dict:
     total = query_set(weights, instance).total
     found = {}
     for path in paths:
-        if path == "fast" and (weights.n_layers != 1 or "single_hop" not in weights.meta.query_kinds):
-            continue  # the fast path is one-layer single hop only
+        if path == "fast" and weights.n_layers != 1:
+            continue  # the fast paths (single hop, and chains: verify.sequence) are one-layer only
         forward = None
         if path == "torch":
             from georecall.verify.torch_path import TorchForward

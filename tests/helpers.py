@@ -31,3 +31,21 @@ def plain_single_hop_margins(weights, instance):
         others = [row[a] for a in range(len(row)) if a != answer]
         margins.append(row[answer] - max(others))
     return np.array(margins)
+
+
+def swapped_hop_heads(weights):
+    """A chain construction whose hop heads 1 and 2 write into each other's slot (hops 1 and 2 swapped)."""
+    from dataclasses import replace
+
+    attn = weights.blocks[0].attn
+    W_O = attn.W_O.copy()
+    W_O[[1, 2]] = W_O[[2, 1]]
+    return replace(weights, blocks=(Block(AttentionWeights(attn.W_Q, attn.W_K, attn.W_V, W_O), weights.blocks[0].mlp),))
+
+
+def swapped_hop_flips(instance) -> int:
+    """Two-hop queries whose answer changes when the two hops are swapped: where swapped_hop_heads must fail."""
+    N, R = instance.N, instance.R
+    return sum(int(instance.chain_answer([s], (r1, r2))[0] != instance.chain_answer([s], (r2, r1))[0])
+               for s in range(N) for r1 in range(R) for r2 in range(R))
+

@@ -1,7 +1,6 @@
 """Multi-hop constructions (docs/theorems/multi_hop.md): exact recall, negatives, re-targeting."""
 
 import itertools
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from georecall.strategies import hop_depths, instances, seeds
 from georecall.theory import Instance
 from georecall.verify import verify_chain_of_thought, verify_model, verify_multi_hop
 from georecall.theory.model import forward
-from georecall.theory.weights import AttentionWeights, Block
+from helpers import swapped_hop_flips, swapped_hop_heads
 
 MULTI_HOP = [
     ("chains", {"chains": "exact"}),
@@ -106,15 +105,8 @@ def test_dropping_one_chain_block_breaks_exactly_that_chain(readout):
 def test_swapping_two_hop_slots_breaks_recall():
     instance = Instance.random(16, 3, 4)
     model = build_construction("chains", instance, hops=2)
-    attn = model.weights.blocks[0].attn
-    W_O = attn.W_O.copy()
-    W_O[[1, 2]] = W_O[[2, 1]]  # hop heads 1 and 2 write into each other's slot
-    broken = replace(model.weights, blocks=(Block(AttentionWeights(attn.W_Q, attn.W_K, attn.W_V, W_O), model.weights.blocks[0].mlp),))
-    report = verify_multi_hop(broken, instance, 2, max_listed=1000)
-    flips = sum(
-        int(instance.chain_answer([s], (r1, r2))[0] != instance.chain_answer([s], (r2, r1))[0])
-        for s in range(16) for r1 in range(3) for r2 in range(3)
-    )
+    report = verify_multi_hop(swapped_hop_heads(model.weights), instance, 2, max_listed=1000)
+    flips = swapped_hop_flips(instance)
     assert flips > 0 and report.failures == flips
 
 

@@ -1,6 +1,8 @@
 """The typed weights container. Names and shapes follow TransformerLens (docs/FORMAT.md).
 
-Every array is converted to float64, checked for shape consistency and for finite values.
+Every array is float64, checked for shape consistency and for finite values. The two arrays that
+grow with N, W_E and W_U, may instead be ``Widened``: kept in the narrower float dtype a file
+stored them in (float16, float32: every value exactly a float64) and widened where they are read.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from georecall.theory.checks import InputError
+from georecall.theory.arrays import WIDENED_ARRAYS, Widened, all_finite_bits
 
 FORMAT_VERSION = 1
 
@@ -194,13 +197,21 @@ class TransformerWeights:
                 raise InputError(f"{name} has dtype {array.dtype}; the format holds real floating-point arrays only")
             return array.astype(np.float64, copy=False)
 
+        def get_maybe_narrow(name):
+            array = arrays.get(name)
+            if isinstance(array, Widened):
+                return array
+            if isinstance(array, np.ndarray) and array.dtype in (np.float16, np.float32):
+                return Widened(array)
+            return get(name)
+
         blocks = []
         for layer in range(meta.n_layers):
             attn = AttentionWeights(*(get(f"blocks.{layer}.attn.{n}") for n in ("W_Q", "W_K", "W_V", "W_O")))
             mlp = MLPWeights(*(get(f"blocks.{layer}.mlp.{n}") for n in ("W_in", "b_in", "W_out", "b_out")))
             blocks.append(Block(attn, mlp))
         W_pos = get("W_pos") if "W_pos" in arrays else None
-        return cls(get("W_E"), tuple(blocks), get("W_U"), get("b_U"), meta, W_pos)
+        return cls(get_maybe_narrow("W_E"), tuple(blocks), get_maybe_narrow("W_U"), get("b_U"), meta, W_pos)
 
     def with_subject_embeddings(self, subject_embeddings: np.ndarray) -> "TransformerWeights":
         """A copy whose first N rows of W_E (the subjects) are replaced; everything else is shared."""
@@ -248,10 +259,14 @@ class TransformerWeights:
 
 
 def _check_finite(name: str, array) -> None:
-    if not isinstance(array, np.ndarray) or array.dtype != np.float64:
+    if isinstance(array, Widened) and name in WIDENED_ARRAYS:
+        if all_finite_bits(array.stored):
+            return
+        array = array.stored  # found below
+    elif not isinstance(array, np.ndarray) or array.dtype != np.float64:
         raise InputError(f"{name} must be a float64 numpy array (use np.asarray(x, dtype=np.float64))")
     with np.errstate(over="ignore", invalid="ignore"):
-        total = np.sum(array)  # one fast pass: a finite sum means every entry is finite
+        total = np.sum(array, dtype=np.float64)  # one fast pass: a finite sum means every entry is finite
     if not np.isfinite(total) and not np.all(np.isfinite(array)):
         bad = np.argwhere(~np.isfinite(array))[0]
         raise InputError(f"{name} holds a non-finite value ({array[tuple(bad)]}) at index {tuple(int(i) for i in bad)}")

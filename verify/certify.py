@@ -30,10 +30,12 @@ from georecall.theory.instance import Instance
 from georecall.theory.queries import SingleHopQueries
 from georecall.verify.error_model import INFLATE, TINY, UNIT_ROUNDOFF, gamma, norm_up
 from georecall.verify.verdict import DEFAULT_MAX_EXACT, ROBUST, RecallReport, VerdictAccumulator
+from georecall.theory.arrays import Widened, stored
 from georecall.theory.weights import TransformerWeights
 
 MARGIN_TOLERANCE = 1e-6  # relative: the reported minimum margin is the float64 one to within 1e-6 max(1, |margin|)
 EXACT_DISTANCE_MAX_N = 4096  # above this, use the grid-gap bound instead of the O(N^2) exact distance
+CODE_BLOCK = 1 << 16  # codes read, and hashed, this many at a time
 
 
 @dataclass(frozen=True)
@@ -72,11 +74,12 @@ def code_distance_lower_bound(codes: np.ndarray) -> float:
     if _has_duplicate_rows(codes):
         return 0.0
     if N <= EXACT_DISTANCE_MAX_N:
-        squared = min_squared_distance(codes) * (1.0 - gamma(d + 3))
+        squared = min_squared_distance(np.asarray(codes)) * (1.0 - gamma(d + 3))
         if not squared >= 2.0**-900:  # squares near the underflow range may round up: claim nothing
             return 0.0
         return float(np.sqrt(squared) * (1.0 - 4.0 * UNIT_ROUNDOFF))
-    gaps = [np.diff(np.unique(column)).min() for column in codes.T if len(np.unique(column)) > 1]
+    distinct = [np.unique(codes[:, i]) for i in range(d)]  # one column widened at a time
+    gaps = [np.diff(values).min() for values in distinct if len(values) > 1]
     return float(min(gaps) * (1.0 - 4.0 * UNIT_ROUNDOFF))
 
 
@@ -84,31 +87,34 @@ def _has_duplicate_rows(codes: np.ndarray) -> bool:
     """Two equal rows (as numbers: -0.0 and 0.0 are made one first). Each row is hashed from its
     64-bit words and only rows whose hash repeats are compared in full, by sorting their bytes: a
     sort of N integers instead of N rows of |S| numbers (1.0 s to 0.15 s at N = 2^20)."""
-    rows = np.ascontiguousarray(codes + 0.0, dtype=np.float64)
-    if len(rows) < 2:
+    if len(codes) < 2:
         return False
-    words = rows.view(np.uint64)
-    hashed = np.full(len(rows), 0x9E3779B97F4A7C15, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for column in words.T:  # FNV-style mixing; wraps modulo 2^64 by design
-            hashed = (hashed ^ column) * np.uint64(0x100000001B3)
-            hashed ^= hashed >> np.uint64(29)
+    hashed = np.full(len(codes), 0x9E3779B97F4A7C15, dtype=np.uint64)
+    for r0 in range(0, len(codes), CODE_BLOCK):
+        words = np.ascontiguousarray(codes[r0 : r0 + CODE_BLOCK] + 0.0, dtype=np.float64).view(np.uint64)
+        part = hashed[r0 : r0 + CODE_BLOCK]
+        with np.errstate(over="ignore"):
+            for column in words.T:  # FNV-style mixing; wraps modulo 2^64 by design
+                part = (part ^ column) * np.uint64(0x100000001B3)
+                part ^= part >> np.uint64(29)
+        hashed[r0 : r0 + CODE_BLOCK] = part
     order = np.argsort(hashed, kind="stable")
     sorted_hashes = hashed[order]
-    repeated = np.zeros(len(rows), dtype=bool)
+    repeated = np.zeros(len(codes), dtype=bool)
     same = sorted_hashes[1:] == sorted_hashes[:-1]
     repeated[order[1:][same]] = True
     repeated[order[:-1][same]] = True
     if not repeated.any():
         return False  # equal rows have equal hashes: no repeated hash, no equal rows
-    suspects = rows[repeated]
+    suspects = np.ascontiguousarray(codes[repeated] + 0.0, dtype=np.float64)
     keys = np.sort(suspects.view(np.dtype((np.void, suspects.dtype.itemsize * suspects.shape[1]))).ravel())
     return bool(np.any(keys[1:] == keys[:-1]))
 
 
 def bias_gap_bound(codes: np.ndarray, b_U: np.ndarray) -> float:
     """A proven B >= max_a |b_a + ||w_a||^2 / 2| (the nearest-code identity's defect)."""
-    squares = np.einsum("ij,ij->i", codes, codes)
+    squares = np.concatenate([np.einsum("ij,ij->i", block, block) for block in (codes[r0 : r0 + CODE_BLOCK] for r0 in range(0, len(codes), CODE_BLOCK))]
+                             or [np.zeros(0)])
     defect = np.abs(b_U + 0.5 * squares) * (1.0 + 4.0 * UNIT_ROUNDOFF) + squares * gamma(codes.shape[1] + 3) + TINY  # TINY: underflowed squares
     return float(defect.max() * INFLATE) if len(defect) else 0.0
 
@@ -118,9 +124,14 @@ def nearest_code_structure(weights: TransformerWeights) -> NearestCode | None:
     support = unembedding_support(weights)
     if len(support) == 0:
         return None
-    block = weights.W_U[support]
-    folds = fold_count(block)
-    codes = np.ascontiguousarray(block[: len(support) // folds].T)
+    folds = fold_count(stored(weights.W_U)[support])  # equal copies are equal in the stored dtype too
+    width = len(support) // folds
+    if isinstance(weights.W_U, Widened):  # the codes stay as narrow as W_U was stored, and are widened where read
+        codes = Widened(np.ascontiguousarray(weights.W_U.stored[support[:width]].T))
+    else:
+        codes = np.empty((weights.meta.d_vocab_out, width))
+        for c0 in range(0, len(codes), CODE_BLOCK):  # W_U's rows a block of columns at a time: no second copy of W_U
+            codes[c0 : c0 + CODE_BLOCK] = weights.W_U[support[:width], c0 : c0 + CODE_BLOCK].T
     bias = bias_gap_bound(codes, weights.b_U)
     if len(codes) > 1:  # cheap refusal first: D <= ||u_0 - u_1||, so B must be below that squared over 8
         first_pair = float(np.sum((codes[0] - codes[1]) ** 2))
@@ -161,7 +172,6 @@ def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memor
         norms = UnembeddingNorms(weights.W_U, weights.b_U, rows=structure.support)
         per_subject = 8 * 6 * R * (weights.d_model + max(b.mlp.d_mlp for b in weights.blocks))
         step = max(1, memory_budget_bytes // per_subject)
-        D, B = structure.distance, structure.bias_gap
         chunks = [np.arange(first, min(first + step, N)) for first in range(0, N, step)]
 
         def chunk_rows(subjects):
@@ -172,21 +182,12 @@ def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memor
         for subjects, (center, radius, upper, safe) in zip(chunks, map_in_threads(chunk_rows, chunks)):
             begin, end = int(subjects[0]) * R, (int(subjects[-1]) + 1) * R
             answers = instance.facts.T[subjects].reshape(-1)
-            read, read_radius = folded(center, radius, structure.folds)
-            diff = read - structure.codes[answers]
-            r = (norm_up(diff) + read_radius) * INFLATE
-            bound = 0.5 * D * D - D * r - 2.0 * B
-            bound -= 8.0 * UNIT_ROUNDOFF * (0.5 * D * D + D * r + 2.0 * B)
-            if exact:  # Lemma S8: every conforming evaluation computes the exact logits
-                e_target = e_rival = 0.0
-            else:
-                e_target, e_rival = norms.radii(radius, upper, answers, weights.d_model, any_evaluation=True)
-            robust = safe & norms.logits_in_range(upper) & (r < 0.5 * D) & (bound > (e_target + e_rival) * INFLATE)
+            robust, bound = certified_bounds(structure, norms, center, radius, upper, safe, answers, weights.d_model, exact)
             lower[begin:end] = np.where(robust, bound, -np.inf)
             if progress is not None:
                 progress(end, total)
-    certified = np.flatnonzero(lower > -np.inf)
-    accumulator.set_status(certified, ROBUST, np.full(len(certified), np.inf))  # margins: brute-forced ones only
+    certified = lower > -np.inf  # a mask: index arrays over 8 million queries would cost 64 MB each
+    accumulator.set_status(certified, ROBUST)  # margins: brute-forced ones only
 
     def brute_force(indices: np.ndarray):
         """Margins of ``indices`` (sorted) into the accumulator; returns their float margins."""
@@ -209,28 +210,60 @@ def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memor
             progress(begin + len(indices), len(rest))
     # The minimum margin: certified queries whose bound could still be below it are brute forced.
     checked = np.zeros(total, dtype=bool)
-    while True:
-        tolerance = MARGIN_TOLERANCE * max(1.0, abs(best)) if np.isfinite(best) else 0.0
-        open_ = certified[(lower[certified] < best - tolerance) & ~checked[certified]]
-        if not len(open_):
-            break
-        if len(open_) > chunk:
-            open_ = open_[np.argpartition(lower[open_], chunk - 1)[:chunk]]
-        indices = np.sort(open_)
-        batch = brute_force(indices)
-        checked[indices] = True
-        margins = np.nan_to_num(batch.margins, nan=-np.inf)
+
+    def margins_of(indices):
+        margins = np.nan_to_num(brute_force(indices).margins, nan=-np.inf)
         accumulator.margin[indices] = margins
-        best = min(best, float(margins.min()))
+        return margins
+
+    best = search_min_margin(lower, certified, best, margins_of, chunk, checked)
     report = accumulator.report("single_hop", total, True, chunk_size=chunk,
-                                details={"path": "certify", "certified": int(len(certified)),
+                                details={"path": "certify", "certified": int(certified.sum()),
                                          "brute_forced": int(len(rest) + checked.sum()),
-                                         "min_margin_lower_bound": float(min(best, lower[certified].min())) if len(certified) else best,
+                                         "min_margin_lower_bound": float(min(best, np.min(lower, where=certified, initial=np.inf))),
                                          "code_distance_bound": structure.distance if structure else _distance_or_none(weights),
                                          "bias_gap_bound": None if structure is None else structure.bias_gap,
                                          "folded_blocks": None if structure is None else structure.folds,
                                          "nearest_code_unembedding": structure is not None})
     return report
+
+
+def certified_bounds(structure: NearestCode, norms: UnembeddingNorms, center, radius, upper, safe, answers, d_model: int,
+                     exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(certified robust, proven margin bound) per residual row (Theorem C2' with Lemma S4's radii):
+    ``center`` on the support, ``radius`` and ``upper`` norm bounds, ``safe`` the path's flag."""
+    D, B = structure.distance, structure.bias_gap
+    read, read_radius = folded(center, radius, structure.folds)
+    r = (norm_up(read - structure.codes[answers]) + read_radius) * INFLATE
+    bound = 0.5 * D * D - D * r - 2.0 * B
+    bound -= 8.0 * UNIT_ROUNDOFF * (0.5 * D * D + D * r + 2.0 * B)
+    if exact:  # Lemma S8: every conforming evaluation computes the exact logits
+        e_target = e_rival = 0.0
+    else:
+        e_target, e_rival = norms.radii(radius, upper, answers, d_model, any_evaluation=True)
+    robust = safe & norms.logits_in_range(upper) & (r < 0.5 * D) & (bound > (e_target + e_rival) * INFLATE)
+    return robust, bound
+
+
+def search_min_margin(lower: np.ndarray, certified: np.ndarray, best: float, margins_of, chunk: int, checked: np.ndarray,
+                      budget: int | None = None) -> float:
+    """The least float margin: certified items (a mask; ``lower`` their proven bounds) whose bound could
+    still be below the best margin found are brute forced (``margins_of(sorted items)`` records and
+    returns their margins), lowest bound first, ``chunk`` at a time, to within MARGIN_TOLERANCE; at
+    most ``budget`` items when given (``checked`` then says which were)."""
+    done = 0
+    while budget is None or done < budget:
+        tolerance = MARGIN_TOLERANCE * max(1.0, abs(best)) if np.isfinite(best) else 0.0
+        open_ = np.flatnonzero(certified & (lower < best - tolerance) & ~checked)
+        if not len(open_):
+            return best
+        if len(open_) > chunk:
+            open_ = open_[np.argpartition(lower[open_], chunk - 1)[:chunk]]
+        indices = np.sort(open_)
+        checked[indices] = True
+        done += len(indices)
+        best = min(best, float(margins_of(indices).min()))
+    return best
 
 
 def _residual_rows(weights, queries, subjects, begin, end, scan, bounded, support):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from georecall.verify.error_model import OVERFLOW_LIMIT
+from georecall.theory.arrays import nonzero_rows
 from georecall.theory.weights import TransformerWeights
 
 NO_FLOOR = 10**6  # the floor of an all-zero array: every zero product is exact
@@ -157,13 +158,12 @@ def single_hop_is_exact(weights: TransformerWeights) -> bool:
         return False
     N, R = weights.meta.N, weights.meta.R
     boxes = []
-    for p, rows in enumerate((weights.W_E[:N], weights.W_E[N : N + R])):
-        floor = exponent_floor(rows)
-        lo, hi = (rows.min(axis=0), rows.max(axis=0)) if p == 0 else (rows, rows)
+    for p, (floor, lo, hi) in enumerate((_subject_envelope(weights.W_E, N), _relation_rows(weights.W_E[N : N + R]))):
         if weights.W_pos is not None:
             floor = min(floor, exponent_floor(weights.W_pos[p]))
+            largest = np.maximum(np.abs(lo), np.abs(hi)).max(axis=0)
             lo, hi = lo + weights.W_pos[p], hi + weights.W_pos[p]
-            if not _below(np.abs(rows).max(axis=0) + np.abs(weights.W_pos[p]), floor):  # the sum itself must be exact
+            if not _below(largest + np.abs(weights.W_pos[p]), floor):  # the sum itself must be exact
                 return False
         boxes.append(_Box(lo, hi, floor))
     last = weights.n_layers - 1
@@ -185,10 +185,28 @@ def single_hop_is_exact(weights: TransformerWeights) -> bool:
     return _logits_are_exact(weights, boxes[-1])
 
 
+SUBJECT_BLOCK = 1 << 16  # subject rows widened at a time: W_E may be kept narrow (theory.weights.Widened)
+
+
+def _subject_envelope(W_E, N: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """(exponent floor, coordinate minima, coordinate maxima) of the subject rows, a block of rows at a time."""
+    floor, lo, hi = NO_FLOOR, None, None
+    for begin in range(0, N, SUBJECT_BLOCK):
+        rows = W_E[begin : min(begin + SUBJECT_BLOCK, N)]
+        floor = min(floor, exponent_floor(rows))
+        low, high = rows.min(axis=0), rows.max(axis=0)
+        lo, hi = (low, high) if lo is None else (np.minimum(lo, low), np.maximum(hi, high))
+    return floor, lo, hi
+
+
+def _relation_rows(rows: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    return exponent_floor(rows), rows, rows
+
+
 def _logits_are_exact(weights: TransformerWeights, y: "_Box", columns: int = 1 << 16) -> bool:
     """x W_U + b_U in any order, read on W_U's non-zero rows, a block of columns at a time (W_U
     has one column per subject: no copy of it is made)."""
-    rows = np.flatnonzero(np.any(weights.W_U != 0, axis=1))
+    rows = nonzero_rows(weights.W_U)
     magnitude = y.magnitude[:, rows]
     floor, largest = exponent_floor(weights.b_U), 0.0
     for c0 in range(0, weights.W_U.shape[1], columns):

@@ -57,30 +57,13 @@ def attach_radius_terms(self, weights: TransformerWeights, x1: np.ndarray) -> No
     self.key_query_c = [np.abs(attn.W_K[h]) @ self.q1_c[h].T for h in range(H)]
     # ||(|x| |W_V|)|W_O| || <= ||x|| || |W_V||W_O| ||_F (Cauchy-Schwarz row by row)
     self.value_twin_norm = [float(norm_up((_value_twin(np.eye(d), attn, h)).reshape(1, -1))[0]) for h in range(H)]
-    # Lemma S7: the attention stage and the MLP input form one multilinear stage (depth of both)
-    self.attn_depth = attention_output_depth(d, attn.n_heads, attn.d_head, 2)
-    self.pre_depth = self.attn_depth + mlp_in_depth(d)
-    self.W_in_norms = UnembeddingNorms(mlp.W_in, mlp.b_in)
-    abs_W_out_cols = np.abs(self.W_out_cols)
-    # rho_pre[q, c] = alpha_q n_c + beta_c + underflow_q, so rho_pre |W_out| costs three vectors
-    self.n_abs_W_out = self.W_in_norms.column @ abs_W_out_cols * (1 + gamma(mlp.d_mlp + 2))
-    beta = 8.0 * gamma(self.pre_depth) * self.W_in_norms.bias + TINY
-    self.beta_abs_W_out = beta @ abs_W_out_cols * (1 + gamma(mlp.d_mlp + 2))
-    self.beta_norm = float(norm_up(beta[None, :])[0])
-    self.ones_abs_W_out = abs_W_out_cols.sum(axis=0) * (1 + gamma(mlp.d_mlp + 2))
-    self.W_in_column_norm = float(norm_up(self.W_in_norms.column[None, :])[0])
-    self.W_out_frobenius = float(norm_up(self.W_out_cols.reshape(1, -1))[0])
-    self.b_out_norm = float(norm_up(self.b_out_cols[None, :])[0])
+    self.mlp_terms = MLPRadiusTerms(weights, self.columns, seq_len=2)
     # Lemma S1's factor magnitudes: relation rows, the score chain, the value chain into W_in or the residual
     self.mu1 = row_magnitude(upper1)
     self.max1 = np.max(upper1, axis=1)
     self.mu_QK = magnitude(attn.W_Q) * magnitude(attn.W_K)
     self.mu_VO_in = magnitude(attn.W_V) * magnitude(attn.W_O) * magnitude(mlp.W_in, "last")
     self.mu_VO = magnitude(attn.W_V) * magnitude(attn.W_O, "last")
-    self.mu_in = float(magnitude(mlp.W_in, "last"))
-    self.mu_out = float(magnitude(mlp.W_out, "last"))  # every column: the envelope covers W_U's zero rows too
-    self.b_in_max = float(np.max(np.abs(mlp.b_in), initial=0.0))
-    self.b_out_max = float(np.max(np.abs(mlp.b_out), initial=0.0))
 
 
 def pattern_radius(sides, x0, r0, h: int, s10, s11, top, a0, a1):
@@ -107,8 +90,7 @@ def pattern_radius(sides, x0, r0, h: int, s10, s11, top, a0, a1):
 def residual_radius(sides, x0, r0, weights0, weights1, pattern_radii, hidden_norm, out_norm):
     """(radius norm, upper norm, in range) of every residual row on the support columns (Lemma S7)."""
     weights = sides.weights
-    attn, mlp, d = weights.blocks[0].attn, weights.blocks[0].mlp, weights.d_model
-    k = len(sides.columns)
+    attn = weights.blocks[0].attn
     S, R = x0.shape[0], weights.meta.R
     upper0 = np.abs(x0) if r0 is None else np.abs(x0) + r0
     x0_norm = norm_up(upper0)
@@ -118,7 +100,7 @@ def residual_radius(sides, x0, r0, weights0, weights1, pattern_radii, hidden_nor
     pert = np.broadcast_to(sides.r1_norm[None, :], (S, R)).copy()
     upper = np.broadcast_to(sides.x1_up_norm[None, :], (S, R)).copy()
     in_bounds = np.ones((S, R), dtype=bool)
-    G_pre = sides.mu1[None, :] * sides.mu_in + np.zeros((S, 1))
+    G_pre = sides.mu1[None, :] * sides.mlp_terms.mu_in + np.zeros((S, 1))
     G_z = np.zeros((S, R))
     for h, (a0, a1, (ra0, ra1, ok)) in enumerate(zip(weights0, weights1, pattern_radii)):
         in_bounds &= ok
@@ -129,23 +111,59 @@ def residual_radius(sides, x0, r0, weights0, weights1, pattern_radii, hidden_nor
         share = np.maximum(a0 + ra0 + a1 + ra1, 1.0) * mu_values
         G_pre += share * sides.mu_VO_in[h]
         G_z += share * sides.mu_VO[h]
-    accumulated = 1.0 + 2.0 * gamma(6 * attn.n_heads + 4)  # the roundings of the sums above
+    flat = (v.reshape(-1) for v in (pert, upper, G_pre, G_z, in_bounds, hidden_norm))
+    return mlp_stage_radius(sides.mlp_terms, *flat, out_norm, summed_terms=6 * attn.n_heads)
+
+
+class MLPRadiusTerms:
+    """What Lemma S7's MLP rule needs of the weights, for one prompt length: the composite stage's
+    depths, W_in's column norms folded through |W_out| on ``columns``, and the envelope magnitudes."""
+
+    def __init__(self, weights: TransformerWeights, columns: np.ndarray, seq_len: int):
+        attn, mlp, d = weights.blocks[0].attn, weights.blocks[0].mlp, weights.d_model
+        self.d_model, self.d_mlp, self.width = d, mlp.d_mlp, max(2, d, attn.d_head, seq_len)
+        # Lemma S7: the attention stage and the MLP input form one multilinear stage (depth of both)
+        self.attn_depth = attention_output_depth(d, attn.n_heads, attn.d_head, seq_len)
+        self.pre_depth = self.attn_depth + mlp_in_depth(d)
+        W_in_norms = UnembeddingNorms(mlp.W_in, mlp.b_in)
+        W_out_cols = mlp.W_out[:, columns]
+        abs_W_out_cols = np.abs(W_out_cols)
+        # rho_pre[q, c] = alpha_q n_c + beta_c + underflow_q, so rho_pre |W_out| costs three vectors
+        self.n_abs_W_out = W_in_norms.column @ abs_W_out_cols * (1 + gamma(mlp.d_mlp + 2))
+        beta = 8.0 * gamma(self.pre_depth) * W_in_norms.bias + TINY
+        self.beta_abs_W_out = beta @ abs_W_out_cols * (1 + gamma(mlp.d_mlp + 2))
+        self.beta_norm = float(norm_up(beta[None, :])[0])
+        self.ones_abs_W_out = abs_W_out_cols.sum(axis=0) * (1 + gamma(mlp.d_mlp + 2))
+        self.W_in_column_norm = float(norm_up(W_in_norms.column[None, :])[0])
+        self.W_out_frobenius = float(norm_up(W_out_cols.reshape(1, -1))[0])
+        self.b_out_norm = float(norm_up(mlp.b_out[columns][None, :])[0])
+        self.columns = len(columns)
+        self.mu_in = float(magnitude(mlp.W_in, "last"))
+        self.mu_out = float(magnitude(mlp.W_out, "last"))  # every column: the envelope covers W_U's zero rows too
+        self.b_in_max = float(np.max(np.abs(mlp.b_in), initial=0.0))
+        self.b_out_max = float(np.max(np.abs(mlp.b_out), initial=0.0))
+
+
+def mlp_stage_radius(terms: MLPRadiusTerms, pert, upper, G_pre, G_z, in_bounds, hidden_norm, out_norm, summed_terms: int):
+    """(radius norm, upper norm, in range) of residual rows on ``terms``' columns (Lemma S7), from the
+    attention stage's norms per row: ``pert`` >= ||U - C||, ``upper`` >= ||U|| (each a float sum of
+    ``summed_terms`` non-negative products), G_pre and G_z its Lemma S1 magnitude products."""
+    accumulated = 1.0 + 2.0 * gamma(summed_terms + 4)  # the roundings of the caller's sums
     pert, upper = pert * accumulated, upper * accumulated
-    width = max(2, d, attn.d_head)
-    underflow_z = chain_underflow(G_z, 3, width) + TINY
-    underflow_pre = chain_underflow(G_pre, 4, width)
-    in_bounds &= in_range(G_pre + sides.b_in_max)
-    z_radius = (pert * INFLATE + 8.0 * gamma(sides.attn_depth) * upper + underflow_z * np.sqrt(d)) * INFLATE
-    z_upper = (upper * (1.0 + gamma(sides.attn_depth)) + z_radius) * INFLATE  # |z_hat| <= C (1 + gamma_m) <= U (1 + gamma_m)
-    alpha = (pert * INFLATE + 8.0 * gamma(sides.pre_depth) * upper) * INFLATE  # rho_pre = alpha n_c + beta_c + underflow
-    z_radius, z_upper, alpha, underflow_pre, in_bounds = (v.reshape(-1) for v in (z_radius, z_upper, alpha, underflow_pre, in_bounds))
-    pre_term = norm_up(alpha[:, None] * sides.n_abs_W_out[None, :] + sides.beta_abs_W_out[None, :]
-                       + underflow_pre[:, None] * sides.ones_abs_W_out[None, :])
+    d, d_mlp = terms.d_model, terms.d_mlp
+    underflow_z = chain_underflow(G_z, 3, terms.width) + TINY
+    underflow_pre = chain_underflow(G_pre, 4, terms.width)
+    in_bounds = in_bounds & in_range(G_pre + terms.b_in_max)
+    z_radius = (pert * INFLATE + 8.0 * gamma(terms.attn_depth) * upper + underflow_z * np.sqrt(d)) * INFLATE
+    z_upper = (upper * (1.0 + gamma(terms.attn_depth)) + z_radius) * INFLATE  # |z_hat| <= C (1 + gamma_m) <= U (1 + gamma_m)
+    alpha = (pert * INFLATE + 8.0 * gamma(terms.pre_depth) * upper) * INFLATE  # rho_pre = alpha n_c + beta_c + underflow
+    pre_term = norm_up(alpha[:, None] * terms.n_abs_W_out[None, :] + terms.beta_abs_W_out[None, :]
+                       + underflow_pre[:, None] * terms.ones_abs_W_out[None, :])
     # the output chain h W_out: ||h + rho_pre||_1 <= sqrt(d_mlp) (||h|| + ||rho_pre||)
-    pre_norm = (alpha * sides.W_in_column_norm + sides.beta_norm + underflow_pre * np.sqrt(mlp.d_mlp)) * INFLATE
-    G_out = np.maximum((hidden_norm + pre_norm) * np.sqrt(mlp.d_mlp) * INFLATE, 1.0) * sides.mu_out
-    in_bounds &= in_range(z_upper + G_out + sides.b_out_max)
-    out_upper = (z_upper + hidden_norm * sides.W_out_frobenius + pre_term + sides.b_out_norm) * INFLATE
-    underflow_out = (chain_underflow(G_out, 1, mlp.d_mlp) + TINY) * np.sqrt(k)
-    radius = ((z_radius + pre_term) * INFLATE + 8.0 * gamma(mlp_out_depth(mlp.d_mlp)) * out_upper + underflow_out) * INFLATE
+    pre_norm = (alpha * terms.W_in_column_norm + terms.beta_norm + underflow_pre * np.sqrt(d_mlp)) * INFLATE
+    G_out = np.maximum((hidden_norm + pre_norm) * np.sqrt(d_mlp) * INFLATE, 1.0) * terms.mu_out
+    in_bounds &= in_range(z_upper + G_out + terms.b_out_max)
+    out_upper = (z_upper + hidden_norm * terms.W_out_frobenius + pre_term + terms.b_out_norm) * INFLATE
+    underflow_out = (chain_underflow(G_out, 1, d_mlp) + TINY) * np.sqrt(terms.columns)
+    radius = ((z_radius + pre_term) * INFLATE + 8.0 * gamma(mlp_out_depth(d_mlp)) * out_upper + underflow_out) * INFLATE
     return radius, (out_norm + radius) * INFLATE, in_bounds

@@ -32,6 +32,7 @@ from georecall.verify.error_model import (
     softmax_radius,
     stage_radius,
 )
+from georecall.theory.arrays import nonzero_rows
 from georecall.theory.weights import TransformerWeights
 
 
@@ -59,8 +60,9 @@ def check_context(weights: TransformerWeights, seq_len: int) -> None:
 
 
 def unembedding_support(weights: TransformerWeights) -> np.ndarray:
-    """Rows of W_U that are not all zero: the only residual coordinates any logit reads."""
-    return np.flatnonzero(np.any(weights.W_U != 0, axis=1))
+    """Rows of W_U that are not all zero: the only residual coordinates any logit reads (read from
+    the array as stored: a zero is a zero in every dtype)."""
+    return nonzero_rows(weights.W_U)
 
 
 def is_single_hop(weights: TransformerWeights, tokens) -> bool:
@@ -87,9 +89,12 @@ class ExactSingleHop:
 class UnembeddingNorms:
     """Column norms of W_U and |b_U|, upper-rounded (Lemma S5), for Lemma S4's O(1)-per-logit radii."""
 
+    COLUMN_BLOCK = 1 << 16  # columns read at a time: no copy of a W_U with a column per subject is made
+
     def __init__(self, W_U: np.ndarray, b_U: np.ndarray, rows: np.ndarray | None = None):
-        used = W_U if rows is None else W_U[rows]
-        self.column = norm_up(np.ascontiguousarray(used.T))
+        rows = np.arange(W_U.shape[0]) if rows is None else np.asarray(rows)
+        norms = [norm_up(np.ascontiguousarray(W_U[rows, c0 : c0 + self.COLUMN_BLOCK].T)) for c0 in range(0, W_U.shape[1], self.COLUMN_BLOCK)]
+        self.column = np.concatenate(norms) if norms else np.zeros(0)
         self.bias = np.abs(b_U)
         self.column_max = float(self.column.max()) if self.column.size else 0.0
         self.bias_max = float(self.bias.max()) if self.bias.size else 0.0

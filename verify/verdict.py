@@ -134,10 +134,13 @@ class VerdictAccumulator:
                     chunk = query_set.take(indices[chosen])
                     listed.extend(offender_record(query_set, chunk, i, pos, batch) for i, pos in enumerate(chosen))
 
-    def set_status(self, positions: np.ndarray, status: int, margins: np.ndarray) -> None:
-        """Record queries decided without a forward pass (the certificate's proven bounds)."""
-        self.status[positions] = np.maximum(self.status[positions], status)
-        self.margin[positions] = np.minimum(self.margin[positions], margins)
+    def set_status(self, positions: np.ndarray, status: int, margins: np.ndarray | None = None) -> None:
+        """Record queries decided without a forward pass (the certificate's proven bounds); no
+        ``margins`` leaves theirs as they are (a certified query's float margin is not computed)."""
+        if status != ROBUST:  # every slot starts robust, and a class only ever worsens: robust changes nothing
+            self.status[positions] = np.maximum(self.status[positions], status)
+        if margins is not None:
+            self.margin[positions] = np.minimum(self.margin[positions], margins)
 
     def counts(self) -> dict:
         found = np.bincount(self.status, minlength=4)

@@ -23,7 +23,9 @@ def add_parsers(sub) -> None:
     verify.add_argument("--max-listed", type=positive_int("--max-listed"), default=10, help="failing queries to list (default 10)")
     add_quiet_option(verify)
     verify.add_argument("--hops", type=positive_int("--hops", minimum=1, maximum=64), default=None, help="CoT files: check only this depth (default: every depth)")
-    verify.add_argument("--max-queries", type=positive_int("--max-queries", minimum=1), default=1_000_000, help="multi-hop/CoT: sample this many queries when there are more (default 1,000,000)")
+    verify.add_argument("--max-queries", type=positive_int("--max-queries", minimum=1), default=None,
+                        help="multi-hop/CoT: sample this many queries per chain length or depth when there are more (default 16,777,216 "
+                             "on the fast path for one-layer models, 1,000,000 on the reference)")
     verify.add_argument("--seed", type=positive_int("--seed"), default=0, help="seed of the query sample (default 0)")
     verify.add_argument("--path", choices=PATHS, default="auto",
                         help="auto (default: the certificate where it applies, else fast brute force, else the reference), "
@@ -51,8 +53,10 @@ def run(args) -> int:
     if path == "certify" and "single_hop" not in loaded.weights.meta.query_kinds:
         raise BadInput(f"--path certify handles single-hop queries; this file declares {list(loaded.weights.meta.query_kinds)}")
     forward = torch_forward(loaded.weights, args.device) if path == "torch" else None
-    options = dict(max_queries=args.max_queries, seed=args.seed, memory_budget_bytes=int(args.memory_budget_mb * 2**20),
+    options = dict(seed=args.seed, memory_budget_bytes=int(args.memory_budget_mb * 2**20),
                    max_exact=args.max_exact, progress=counter("verify", "queries", args.quiet))
+    if args.max_queries is not None:
+        options["max_queries"] = args.max_queries
     if "cot" in loaded.weights.meta.query_kinds or args.hops is not None:
         options["hops"] = args.hops
     report = verify_model(loaded.weights, loaded.instance, path=path, forward=forward, max_listed=args.max_listed, **options)

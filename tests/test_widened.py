@@ -1,0 +1,85 @@
+"""W_E and W_U kept in their stored dtype (theory/arrays.py): exact float64 wherever they are read,
+the same verdicts as arrays widened up front, and a quarter of the memory for float16 files."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from georecall.constructions import build_construction
+from georecall.formats.containers import load_model, save_model
+from georecall.theory.arrays import Widened, all_finite_bits, nonzero_rows, widen
+from georecall.theory.checks import InputError
+from georecall.theory.instance import Instance
+from georecall.verify.certify import nearest_code_structure
+from georecall.verify.run import verify_model
+
+EVERY_HALF = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+
+
+def test_the_half_table_widens_every_float16_bit_pattern_exactly():
+    table = widen(EVERY_HALF)
+    plain = EVERY_HALF.astype(np.float64)
+    assert np.array_equal(table.view(np.uint64), plain.view(np.uint64))  # NaN payloads, -0.0 and subnormals included
+
+
+def test_a_widened_array_reads_as_float64_everywhere():
+    stored = np.array([[1.5, -0.0, 6e-8], [65504, -2.0, 0.25]], dtype=np.float16)
+    array, plain = Widened(stored), stored.astype(np.float64)
+    assert array.dtype == np.float64 and array.shape == (2, 3) and len(array) == 2 and array.nbytes == stored.nbytes
+    for key in (0, (1, 2), slice(0, 1), np.array([1, 0]), (np.array([0, 1]), slice(1, 3)), (slice(None), 1)):
+        assert np.array_equal(array[key], plain[key]) and np.asarray(array[key]).dtype == np.float64
+    vector = np.arange(3.0)
+    assert np.array_equal(array @ vector, plain @ vector) and np.array_equal(vector[:2] @ array, vector[:2] @ plain)
+    assert np.array_equal(np.abs(array), np.abs(plain)) and np.array_equal(array != 0, plain != 0)
+    assert np.array_equal(array.T, plain.T) and np.array_equal(array.copy(), plain) and array.astype(np.float32).dtype == np.float32
+    with pytest.raises(InputError, match="float16 or float32"):
+        Widened(plain)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.sampled_from([np.float16, np.float32, np.float64]), st.integers(1, 6), st.integers(1, 6), st.integers(0, 2**32 - 1))
+def test_nonzero_rows_reads_the_bits_as_a_comparison_would(dtype, rows, cols, seed):
+    rng = np.random.default_rng(seed)
+    values = rng.choice(np.array([0.0, -0.0, 1.0, 5e-324, 6e-8, -2.0, np.nan, np.inf]), size=(rows, cols))
+    values[rng.random(rows) < 0.5] = rng.choice([0.0, -0.0])
+    array = values.astype(dtype)
+    expected = np.flatnonzero(np.any(array != 0, axis=1))
+    assert np.array_equal(nonzero_rows(array), expected)
+    if dtype != np.float64:
+        assert np.array_equal(nonzero_rows(Widened(array)), expected)
+        assert all_finite_bits(array) == bool(np.all(np.isfinite(array)))
+
+
+def test_a_file_keeps_its_narrow_arrays_and_gives_the_same_verdicts(tmp_path):
+    model = build_construction("block", Instance.random(300, 4, 1))
+    path = tmp_path / "m.npz"
+    save_model(path, model.weights, model.instance, model.spec)
+    loaded = load_model(path)
+    for name in ("W_E", "W_U"):
+        array = getattr(loaded.weights, name)
+        assert isinstance(array, Widened) and array.stored.dtype == np.float16
+        assert array.nbytes * 4 == np.asarray(array).nbytes
+        assert np.array_equal(np.asarray(array), getattr(model.weights, name))
+    wide = replace(loaded.weights, W_E=np.asarray(loaded.weights.W_E).copy(), W_U=np.asarray(loaded.weights.W_U).copy())
+    a, b = nearest_code_structure(loaded.weights), nearest_code_structure(wide)
+    assert isinstance(a.codes, Widened) and np.array_equal(np.asarray(a.codes), b.codes)
+    assert (a.distance, a.bias_gap, a.folds) == (b.distance, b.bias_gap, b.folds)
+    for path_name in ("certify", "fast", "reference"):
+        narrow, full = (verify_model(w, loaded.instance, path=path_name) for w in (loaded.weights, wide))
+        assert (narrow.robust, narrow.failures, narrow.min_margin) == (full.robust, full.failures, full.min_margin), path_name
+
+
+def test_a_float16_file_with_an_infinity_is_refused_naming_the_array(tmp_path):
+    model = build_construction("block", Instance.random(64, 2, 1))
+    path = tmp_path / "m.npz"
+    save_model(path, model.weights, model.instance, model.spec)
+    arrays = dict(np.load(path))
+    assert arrays["W_U"].dtype == np.float16
+    arrays["W_U"][3, 5] = np.inf
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(InputError, match=r"W_U holds a non-finite value \(inf\) at index \(3, 5\)"):
+        load_model(tmp_path / "bad.npz")
