@@ -1,7 +1,8 @@
 """The forward pass with a rigorous radius on every value (docs/theorems/soundness.md, Lemma S2).
 
-``BoundedForward(weights)(tokens)`` computes the same centers as ``theory.model.final_residual``
-(the same operations in the same order) and, beside them, a componentwise radius such that the
+``BoundedForward(weights)(tokens)`` computes the centers of ``theory.model.final_residual`` (the
+same products; every head's projection as one matrix product, which sums in another order) and,
+beside them, a componentwise radius such that the
 exact real residual and every conforming float64 evaluation's residual lie within
 center +- radius, and a ``safe`` flag: this evaluation was finite and no conforming evaluation
 can overflow (every stage's magnitude product is in range, Lemma S1). ``margins`` turns that into
@@ -135,6 +136,11 @@ class BoundedForward:
                           mu_in=float(magnitude(m.W_in, "last")), mu_out=float(magnitude(m.W_out, "last")),
                           b_in_max=float(np.max(np.abs(m.b_in), initial=0.0)), b_out_max=float(np.max(np.abs(m.b_out), initial=0.0)))
             arrays.update(n_heads=a.n_heads, d_head=a.d_head, d_mlp=m.d_mlp)
+            # the heads side by side, so that each projection of every head is one matrix product
+            for name in ("W_Q", "W_K", "W_V"):
+                for prefix, values in (("", getattr(a, name)), ("abs_", np.abs(getattr(a, name)))):
+                    arrays[f"{prefix}{name}_heads"] = convert(np.ascontiguousarray(values.transpose(1, 0, 2).reshape(a.W_Q.shape[1], -1)))
+            arrays.update(W_O_heads=convert(a.W_O.reshape(-1, a.W_O.shape[2])), abs_W_O_heads=convert(np.abs(a.W_O).reshape(-1, a.W_O.shape[2])))
             self.blocks.append(arrays)
         self.W_U, self.b_U = convert(weights.W_U), convert(weights.b_U)
         self.norms = UnembeddingNorms(weights.W_U, weights.b_U)
@@ -156,14 +162,11 @@ class BoundedForward:
         xq, rq = (x[:, -1:, :], rx[:, -1:, :]) if last_only else (x, rx)
         ax, ux = ops.abs(x), ops.abs(x) + rx
         axq, uxq = ops.abs(xq), ops.abs(xq) + rq
-        q = ops.einsum("btd,hde->bhte", xq, b["W_Q"])
-        k = ops.einsum("btd,hde->bhte", x, b["W_K"])
-        v = ops.einsum("btd,hde->bhte", x, b["W_V"])
-        scores = scale * ops.einsum("bhqe,bhke->bhqk", q, k)
-        scores_upper = abs(scale) * ops.einsum("bhqe,bhke->bhqk", ops.einsum("btd,hde->bhte", uxq, b["abs_W_Q"]),
-                                               ops.einsum("btd,hde->bhte", ux, b["abs_W_K"]))
-        scores_center = abs(scale) * ops.einsum("bhqe,bhke->bhqk", ops.einsum("btd,hde->bhte", axq, b["abs_W_Q"]),
-                                                ops.einsum("btd,hde->bhte", ax, b["abs_W_K"]))
+        H = b["n_heads"]
+        q, k, v = (_per_head(ops, rows, b[f"{name}_heads"], H) for rows, name in ((xq, "W_Q"), (x, "W_K"), (x, "W_V")))
+        scores = scale * (q @ k.mT)
+        scores_upper = abs(scale) * (_per_head(ops, uxq, b["abs_W_Q_heads"], H) @ _per_head(ops, ux, b["abs_W_K_heads"], H).mT)
+        scores_center = abs(scale) * (_per_head(ops, axq, b["abs_W_Q_heads"], H) @ _per_head(ops, ax, b["abs_W_K_heads"], H).mT)
         # Lemma S1 on the chain scale x_i W_Q W_K^T x_j^T: five factors, four product nodes
         mu_x, mu_xq = row_magnitude(ux, ops), row_magnitude(uxq, ops)  # [b, T], [b, Tq]
         G_scores = max(1.0, abs(scale)) * b["mu_QK"][None, :, None, None] * mu_xq[:, None, :, None] * mu_x[:, None, None, :]
@@ -178,12 +181,11 @@ class BoundedForward:
         pattern = ops.exp(scores)
         pattern = pattern / ops.sum(pattern, -1)[..., None]
         pattern_radius = softmax_radius(pattern, scores, scores_radius, allowed, ops)
-        mixed = ops.einsum("bhqk,bhke->bhqe", pattern, v)
-        out = ops.einsum("bhqe,hed->bqd", mixed, b["W_O"])
-        v_upper = ops.einsum("btd,hde->bhte", ux, b["abs_W_V"])
-        v_center = ops.einsum("btd,hde->bhte", ax, b["abs_W_V"])
-        out_upper = uxq + ops.einsum("bhqe,hed->bqd", ops.einsum("bhqk,bhke->bhqe", pattern + pattern_radius, v_upper), b["abs_W_O"])
-        out_center = axq + ops.einsum("bhqe,hed->bqd", ops.einsum("bhqk,bhke->bhqe", pattern, v_center), b["abs_W_O"])
+        out = _heads_out(ops, pattern @ v, b["W_O_heads"])
+        v_upper = _per_head(ops, ux, b["abs_W_V_heads"], H)
+        v_center = _per_head(ops, ax, b["abs_W_V_heads"], H)
+        out_upper = uxq + _heads_out(ops, (pattern + pattern_radius) @ v_upper, b["abs_W_O_heads"])
+        out_center = axq + _heads_out(ops, pattern @ v_center, b["abs_W_O_heads"])
         # the chain A_i X W_V W_O per head: A first (its row sum), X inner, W_O last
         mu_values = ops.maximum(ops.amax(mu_x, -1), ops.amax(ops.sum(ux, 1), -1) * (1.0 + 2.0**-40))  # [b]
         G_heads = ops.maximum(ops.sum(pattern + pattern_radius, -1), 1.0) * b["mu_VO"][None, :, None] * mu_values[:, None, None]  # [b, h, q]
@@ -221,6 +223,19 @@ class BoundedForward:
         upper = to_numpy(norm_up(ops.abs(x) + rx, ops))
         target_radius, rival_radius = self.norms.radii(to_numpy(norm_up(rx, ops)), upper, to_numpy(answers), self.weights.d_model)
         return MarginBatch(margins, best_other, target_radius, rival_radius, safe & self.norms.logits_in_range(upper))
+
+
+def _per_head(ops, rows, heads, n_heads: int):
+    """rows [b, t, d] times every head's [d, e] (side by side in ``heads`` [d, H e]): [b, H, t, e], one product."""
+    b, t, d = rows.shape
+    product = rows.reshape(b * t, d) @ heads
+    return ops.permute(product.reshape(b, t, n_heads, -1), (0, 2, 1, 3))
+
+
+def _heads_out(ops, mixed, heads):
+    """sum over heads of mixed[:, h] [b, q, e] times W_O[h] (stacked in ``heads`` [H e, d]): [b, q, d], one product."""
+    b, n_heads, q, e = mixed.shape
+    return (ops.permute(mixed, (0, 2, 1, 3)).reshape(b * q, n_heads * e) @ heads).reshape(b, q, -1)
 
 
 def _all(mask, ops):
