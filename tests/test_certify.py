@@ -228,3 +228,33 @@ def test_duplicate_rows_are_found_exactly_as_a_full_sort_finds_them():
     assert seen == {True, False}
     assert _has_duplicate_rows(np.array([[0.0, 1.0], [-0.0, 1.0]]))
     assert not _has_duplicate_rows(np.array([[np.nextafter(1.0, 2.0), 1.0], [1.0, 1.0]]))
+
+
+@pytest.mark.parametrize("kind", ["exact", "noisy", "random"])
+def test_leaving_out_units_no_subject_can_open_changes_no_row(kind, monkeypatch):
+    """verify.fast skips, per relation and chunk, the hidden units whose pre-activation is proven <= 0
+    for every subject; the rows must be those of the full computation, and units must be skipped."""
+    import georecall.verify.fast as fast
+    from helpers import random_weights
+
+    model = build_construction("block", Instance.random(200, 4, 3))
+    weights = model.weights
+    if kind == "noisy":
+        rng = np.random.default_rng(1)
+        mlp = weights.blocks[0].mlp
+        weights = replace(weights, blocks=(replace(weights.blocks[0], mlp=replace(mlp, W_in=mlp.W_in + 1e-3 * rng.standard_normal(mlp.W_in.shape))),))
+    elif kind == "random":
+        weights = random_weights(200, 4, layers=1, d_mlp=40, seed=2)
+    subjects = np.arange(weights.meta.N)
+    skipped = []
+    choose = fast._units_that_may_open
+    monkeypatch.setattr(fast, "_units_that_may_open", lambda *a: skipped.append(choose(*a)) or skipped[-1])
+    kept = fast.bounded_single_hop_residuals(weights, subjects)
+    monkeypatch.setattr(fast, "_units_that_may_open", lambda *a: None)
+    full = fast.bounded_single_hop_residuals(weights, subjects)
+    assert np.allclose(kept.center, full.center, rtol=1e-13, atol=1e-300)
+    assert np.allclose(kept.radius_norm, full.radius_norm, rtol=1e-9) and np.array_equal(kept.safe, full.safe)
+    if kind != "random":  # a selector opens about 1/R of its units per relation
+        assert all(units is not None and len(units) <= weights.blocks[0].mlp.d_mlp // 2 for units in skipped)
+    if kind == "exact":
+        assert np.array_equal(kept.center, full.center)

@@ -28,6 +28,18 @@ from georecall.verify.error_model import (
 from georecall.theory.weights import TransformerWeights
 
 FAST_MEMORY_BUDGET_BYTES = 256 * 2**20
+SPARSE_BELOW = 0.05  # a product factor with fewer non-zeros than this share (and 4,096 entries or more) is multiplied as sparse
+
+
+def sparse_if_mostly_zero(values: np.ndarray):
+    """``values`` for products ``x @ values``: a sparse matrix where it is large enough and mostly zero
+    (the constructions' selectors and value maps: 0.5% of W_V W_O W_in at N = 2^20). Skipping exact
+    zeros is one more summation order of the same products (soundness.md, Lemma S1)."""
+    if values.size >= 4096 and np.count_nonzero(values) < SPARSE_BELOW * values.size:
+        from scipy import sparse
+
+        return sparse.csc_matrix(values)
+    return values
 
 
 
@@ -75,6 +87,8 @@ class SingleHopSides:
         value_out = [attn.W_V[h] @ attn.W_O[h] for h in range(H)]
         self.value_in = [v @ mlp.W_in for v in value_out]  # [d, d_mlp]
         self.value_cols = [v[:, cols] for v in value_out]  # [d, k]
+        # the products every subject row goes through, sparse where mostly zero
+        self.subject_maps = [[sparse_if_mostly_zero(m[h]) for h in range(H)] for m in (self.key_query, self.value_in, self.value_cols)]
         self.W_out_cols = np.ascontiguousarray(mlp.W_out[:, cols])
         self.W_out_cols_T = np.ascontiguousarray(self.W_out_cols.T)
         self.b_out_cols = mlp.b_out[cols]
@@ -111,34 +125,39 @@ def bounded_single_hop_residuals(weights: TransformerWeights, subjects: np.ndarr
     safe = np.ones((S, R), dtype=bool)
     weights0, weights1, subject_in, subject_cols, pattern_radii = [], [], [], [], []
     for h in range(attn.n_heads):
-        s10 = scale * (x0 @ sides.key_query[h])  # [S, R]: the last position attends to the subject
+        key_query, value_in, value_cols = (maps[h] for maps in sides.subject_maps)
+        s10 = scale * np.asarray(x0 @ key_query)  # [S, R]: the last position attends to the subject
         s11 = scale * np.einsum("re,re->r", sides.q1[h], sides.k1[h])  # [R]: and to itself
         safe &= np.isfinite(s10) & np.isfinite(s11)[None, :]
         top = np.maximum(s10, s11[None, :])
         e0, e1 = np.exp(s10 - top), np.exp(s11[None, :] - top)
         a0, a1 = e0 / (e0 + e1), e1 / (e0 + e1)
-        out0_W_in = x0 @ sides.value_in[h]  # [S, d_mlp]: the subject side of the MLP input
+        out0_W_in = np.asarray(x0 @ value_in)  # [S, d_mlp]: the subject side of the MLP input
         safe &= np.isfinite(norm_up(out0_W_in))[:, None]
         weights0.append(a0)
         weights1.append(a1)
         subject_in.append(out0_W_in)
-        subject_cols.append(x0 @ sides.value_cols[h])
+        subject_cols.append(np.asarray(x0 @ value_cols))
         if not sides.exact:
             pattern_radii.append(pattern_radius(sides, x0, r0, h, s10, s11, top, a0, a1))
     out = np.empty((S, R, k))
     hidden_norm = np.empty((S, R))
     finite_hidden = np.ones((S, R), dtype=bool)
     ones = np.ones(S)
+    # per head, over the chunk's subjects: each unit's largest and largest absolute subject side, each relation's a0 range
+    envelope = [(side.max(axis=0), np.abs(side).max(axis=0), a0.min(axis=0), a0.max(axis=0)) for side, a0 in zip(subject_in, weights0)]
 
     def relation_block(r: int) -> None:
-        """The MLP for relation r: its [S, d_mlp] block stays in cache through every pass."""
-        pre = np.multiply(subject_in[0], weights0[0][:, r, None], out=np.empty_like(subject_in[0]))
-        for a0, side in zip(weights0[1:], subject_in[1:]):
+        """The MLP for relation r: its [S, units] block stays in cache through every pass."""
+        units = _units_that_may_open(sides, envelope, r)
+        picked = [side if units is None else side[:, units] for side in subject_in]
+        pre = np.multiply(picked[0], weights0[0][:, r, None])
+        for a0, side in zip(weights0[1:], picked[1:]):
             pre += side * a0[:, r, None]
         # relation side and bias: one product accumulated into pre (BLAS beta = 1)
         left = np.stack([ones] + [w[:, r] for w in weights1], axis=1)
         right = np.vstack([sides.x1_W_in[r][None, :]] + [side[r][None, :] for side in sides.out1_W_in])
-        pre = _accumulate_product(left, right, pre)
+        pre = _accumulate_product(left, right if units is None else np.ascontiguousarray(right[:, units]), pre)
         hidden = np.maximum(pre, 0.0, out=pre)
         if sides.exact:  # Lemma S8: every value is in range and no radius needs the norm
             hidden_norm[:, r] = 0.0
@@ -152,11 +171,11 @@ def bounded_single_hop_residuals(weights: TransformerWeights, subjects: np.ndarr
             z_r += a1[:, r, None] * cols1[r][None, :]
         # units shut for every subject of the chunk add exact zeros: skip them (another summation order;
         # a selector opens about 1/R of its units per relation). W_out^T h^T: the skinny side first.
-        units = np.flatnonzero(np.bitwise_or.reduce(hidden.view(np.uint64), axis=0))
-        if 2 * len(units) < hidden.shape[1]:
-            out[:, r, :] = z_r + ((sides.W_out_cols_T[:, units] @ hidden[:, units].T).T + sides.b_out_cols)
-        else:
-            out[:, r, :] = z_r + ((sides.W_out_cols_T @ hidden.T).T + sides.b_out_cols)
+        W_out_T = sides.W_out_cols_T if units is None else sides.W_out_cols_T[:, units]
+        opened = np.flatnonzero(np.bitwise_or.reduce(hidden.view(np.uint64), axis=0))
+        if 2 * len(opened) < hidden.shape[1]:
+            hidden, W_out_T = hidden[:, opened], W_out_T[:, opened]
+        out[:, r, :] = z_r + ((W_out_T @ hidden.T).T + sides.b_out_cols)
 
     for r in range(R):
         relation_block(r)
@@ -170,8 +189,28 @@ def bounded_single_hop_residuals(weights: TransformerWeights, subjects: np.ndarr
     return BoundedRows(out, radius, upper_norm, safe & in_bounds)
 
 
+def _units_that_may_open(sides: SingleHopSides, envelope, r: int) -> np.ndarray | None:
+    """The hidden units some subject of the chunk may open for relation r (None: most of them).
+
+    A unit's pre-activation is c + sum_h (a0 s_h + a1 o_h) with a1 = 1 - a0 up to rounding, that is
+    c + sum_h (o_h + a0 (s_h - o_h)): at most c + sum_h (o_h + max(lo (S_h - o_h), hi (S_h - o_h))) for
+    a0 in [lo, hi] and s_h <= S_h over the chunk. Computed in float64 it exceeds that by far less
+    than 2^-40 of the magnitudes. Where even that is <= 0, this evaluation's ReLU gives exactly 0
+    and the unit is left out: its products are exact zeros (another summation order)."""
+    c = sides.x1_W_in[r]
+    bound, scale = c.copy(), np.abs(c)
+    for (largest, magnitude, low, high), o in zip(envelope, sides.out1_W_in):
+        gap = largest - o[r]
+        bound += o[r] + np.maximum(low[r] * gap, high[r] * gap)
+        scale += 2.0 * (magnitude + np.abs(o[r]))
+    units = np.flatnonzero(~(bound + 2.0**-40 * scale <= 0))  # NaN: may open
+    return units if 2 * len(units) < len(c) else None
+
+
 def _accumulate_product(left: np.ndarray, right: np.ndarray, into: np.ndarray) -> np.ndarray:
     """into + left @ right, written into ``into`` by BLAS (one pass instead of a product and a sum)."""
+    if not into.size:  # every unit shut: BLAS refuses an empty product
+        return into
     return blas.dgemm(1.0, right.T, left.T, beta=1.0, c=into.T, overwrite_c=True, trans_a=0, trans_b=0).T
 
 

@@ -31,24 +31,11 @@ from georecall.verify.error_model import (
     softmax_radius,
     stage_radius,
 )
-from georecall.verify.fast import BoundedRows
+from georecall.verify.fast import BoundedRows, sparse_if_mostly_zero
 from georecall.verify.fast_radius import MLPRadiusTerms, _value_twin, _with_position, mlp_stage_radius
 from georecall.verify.reference import check_context
 
 FEW_TOKENS = 64  # a position with at most this many distinct tokens in a chunk is read through one-hot products
-SPARSE_BELOW = 0.05  # an MLP matrix with fewer non-zeros than this share (and 10^5 entries or more) is multiplied as sparse
-
-
-def _matrix(values: np.ndarray):
-    """``values`` for products ``x @ matrix``: as a sparse matrix where it is large and mostly zero (the
-    chain constructions' selectors: 0.6% of W_in). Skipping exact zeros is one more summation order."""
-    if values.size >= 10**5 and np.count_nonzero(values) < SPARSE_BELOW * values.size:
-        from scipy import sparse
-
-        return sparse.csc_matrix(values)
-    return values
-
-
 def _twin_norm(rows: np.ndarray, abs_matrix: np.ndarray) -> np.ndarray:
     """An upper bound on ||rows |M| || per row in exact arithmetic: the float product's norm,
     grown by the product's relative rounding, plus its underflow (inside TINY)."""
@@ -92,8 +79,8 @@ class SequenceForward:
             self.mu_QK = magnitude(attn.W_Q) * magnitude(attn.W_K)
             self.mu_VO = magnitude(attn.W_V) * magnitude(attn.W_O, "last")
             self.mu_VO_in = magnitude(attn.W_V) * magnitude(attn.W_O) * magnitude(mlp.W_in, "last")
-        self.W_in = _matrix(mlp.W_in)
-        self.W_out_cols = _matrix(np.ascontiguousarray(mlp.W_out[:, self.columns]))
+        self.W_in = sparse_if_mostly_zero(mlp.W_in)
+        self.W_out_cols = sparse_if_mostly_zero(np.ascontiguousarray(mlp.W_out[:, self.columns]))
         self.b_out_cols = mlp.b_out[self.columns]
         self._terms: dict[int, MLPRadiusTerms] = {}
 
