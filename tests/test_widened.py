@@ -83,3 +83,29 @@ def test_a_float16_file_with_an_infinity_is_refused_naming_the_array(tmp_path):
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(InputError, match=r"W_U holds a non-finite value \(inf\) at index \(3, 5\)"):
         load_model(tmp_path / "bad.npz")
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(st.integers(2, 60), st.integers(1, 7), st.integers(0, 2**32 - 1))
+def test_narrow_codes_find_the_same_duplicates_and_distinct_values(n, d, seed):
+    from georecall.verify.certify import _distinct_values, _has_duplicate_rows
+
+    rng = np.random.default_rng(seed)
+    codes = rng.choice(np.array([0.0, -0.0, 1.0, -1.0, 0.5, 3.0, 6e-8], dtype=np.float16), size=(n, d))
+    wide = codes.astype(np.float64)
+    assert _has_duplicate_rows(Widened(codes)) == (len(np.unique(wide + 0.0, axis=0)) < n) == _has_duplicate_rows(wide)
+    for i in range(d):
+        assert np.array_equal(_distinct_values(Widened(codes), i), np.unique(wide[:, i]))
+
+
+def test_an_exactness_answer_decided_ahead_is_taken_once_and_forgotten():
+    from georecall.verify import exactness
+
+    weights = build_construction("block", Instance.random(64, 2, 1)).weights
+    exactness.decide_ahead(weights)
+    assert id(weights) in exactness._AHEAD and exactness.single_hop_is_exact(weights)
+    assert id(weights) not in exactness._AHEAD  # taken: a later call decides afresh
+    exactness.decide_ahead(weights)
+    exactness.forget_ahead(weights)
+    weights.W_E[0, 0] = 0.3  # not a dyadic of the construction's floor: the lemma no longer holds
+    assert not exactness.single_hop_is_exact(weights)

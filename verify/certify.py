@@ -30,7 +30,7 @@ from georecall.theory.instance import Instance
 from georecall.theory.queries import SingleHopQueries
 from georecall.verify.error_model import INFLATE, TINY, UNIT_ROUNDOFF, gamma, norm_up
 from georecall.verify.verdict import DEFAULT_MAX_EXACT, ROBUST, RecallReport, VerdictAccumulator
-from georecall.theory.arrays import Widened, stored
+from georecall.theory.arrays import Widened, stored, widen
 from georecall.theory.weights import TransformerWeights
 
 MARGIN_TOLERANCE = 1e-6  # relative: the reported minimum margin is the float64 one to within 1e-6 max(1, |margin|)
@@ -78,9 +78,32 @@ def code_distance_lower_bound(codes: np.ndarray) -> float:
         if not squared >= 2.0**-900:  # squares near the underflow range may round up: claim nothing
             return 0.0
         return float(np.sqrt(squared) * (1.0 - 4.0 * UNIT_ROUNDOFF))
-    distinct = [np.unique(codes[:, i]) for i in range(d)]  # one column widened at a time
+    distinct = [_distinct_values(codes, i) for i in range(d)]
     gaps = [np.diff(values).min() for values in distinct if len(values) > 1]
     return float(min(gaps) * (1.0 - 4.0 * UNIT_ROUNDOFF))
+
+
+def _distinct_values(codes, i: int) -> np.ndarray:
+    """The sorted distinct values of column i (-0.0 and 0.0 as one). float16 codes by a table of the
+    65,536 bit patterns, not a sort: 20 columns of 2^20 codes in 0.06 s instead of 0.4 s."""
+    if isinstance(codes, Widened) and codes.stored.dtype == np.float16:
+        present = np.zeros(1 << 16, dtype=bool)
+        present[codes.stored[:, i].view(np.uint16)] = True
+        return np.unique(widen(np.flatnonzero(present).astype(np.uint16).view(np.float16)))
+    return np.unique(codes[:, i])
+
+
+def _row_words(codes, r0: int) -> np.ndarray:
+    """Rows r0.. of the codes as 64-bit words that are equal exactly when the rows are equal as
+    numbers: float64 after + 0.0 (which makes -0.0 one with 0.0), or float16 bits with -0.0 made
+    0 and packed four to a word."""
+    if isinstance(codes, Widened) and codes.stored.dtype == np.float16:
+        bits = codes.stored[r0 : r0 + CODE_BLOCK].view(np.uint16)
+        bits = np.where(bits == 0x8000, np.uint16(0), bits)
+        padded = np.zeros((len(bits), -(-bits.shape[1] // 4) * 4), dtype=np.uint16)
+        padded[:, : bits.shape[1]] = bits
+        return padded.view(np.uint64)
+    return np.ascontiguousarray(codes[r0 : r0 + CODE_BLOCK] + 0.0, dtype=np.float64).view(np.uint64)
 
 
 def _has_duplicate_rows(codes: np.ndarray) -> bool:
@@ -91,7 +114,7 @@ def _has_duplicate_rows(codes: np.ndarray) -> bool:
         return False
     hashed = np.full(len(codes), 0x9E3779B97F4A7C15, dtype=np.uint64)
     for r0 in range(0, len(codes), CODE_BLOCK):
-        words = np.ascontiguousarray(codes[r0 : r0 + CODE_BLOCK] + 0.0, dtype=np.float64).view(np.uint64)
+        words = _row_words(codes, r0)
         part = hashed[r0 : r0 + CODE_BLOCK]
         with np.errstate(over="ignore"):
             for column in words.T:  # FNV-style mixing; wraps modulo 2^64 by design
@@ -141,6 +164,24 @@ def nearest_code_structure(weights: TransformerWeights) -> NearestCode | None:
     if not (0 < distance < np.inf and bias < 0.125 * distance**2):
         return None
     return NearestCode(support, codes, distance, bias, folds)
+
+
+def structure_beside_exactness(weights: TransformerWeights, above_N: int) -> NearestCode | None:
+    """nearest_code_structure, with Lemma S8's check (which the one-layer paths need next) decided
+    ahead beside it on a second thread when one is allowed: both read every subject once (0.9 s
+    and 1.3 s at N = 2^20). The caller forgets an answer its path did not take."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from georecall.verify.exactness import decide_ahead
+    from georecall.verify.threads import threads_for
+
+    if weights.n_layers != 1 or threads_for(2, 1) < 2 or weights.meta.N < above_N:
+        return nearest_code_structure(weights)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = pool.submit(decide_ahead, weights)
+        structure = nearest_code_structure(weights)
+        ahead.result()
+    return structure
 
 
 def folded(center: np.ndarray, radius: np.ndarray, folds: int) -> tuple[np.ndarray, np.ndarray]:
@@ -254,6 +295,10 @@ def search_min_margin(lower: np.ndarray, certified: np.ndarray, best: float, mar
     returns their margins), lowest bound first, ``chunk`` at a time, to within MARGIN_TOLERANCE; at
     most ``budget`` items when given (``checked`` then says which were)."""
     done = 0
+    if not np.isfinite(best) and certified.any():  # the lowest bound first, alone: usually it settles the search at once
+        first = np.array([int(np.argmin(np.where(certified, lower, np.inf)))])
+        checked[first] = True
+        done, best = 1, min(best, float(margins_of(first).min()))
     while budget is None or done < budget:
         tolerance = MARGIN_TOLERANCE * max(1.0, abs(best)) if np.isfinite(best) else 0.0
         open_ = np.flatnonzero(certified & (lower < best - tolerance) & ~checked)

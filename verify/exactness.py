@@ -145,8 +145,27 @@ def _scores_in_range(attn, boxes: list["_Box"], scale: float) -> bool:
     return True
 
 
-@np.errstate(over="ignore", invalid="ignore")  # an envelope that overflows fails the lemma; it is not a warning
+_AHEAD: dict[int, bool] = {}  # id(weights) -> an answer decided ahead (verify.run), taken by the next call
+
+
+def decide_ahead(weights: TransformerWeights) -> None:
+    """Decide Lemma S8 for ``weights`` now (on another thread, say) for the next single_hop_is_exact."""
+    _AHEAD[id(weights)] = _single_hop_is_exact(weights)
+
+
+def forget_ahead(weights: TransformerWeights) -> None:
+    """Drop an answer decided ahead and not taken: the arrays may change before the next call."""
+    _AHEAD.pop(id(weights), None)
+
+
 def single_hop_is_exact(weights: TransformerWeights) -> bool:
+    """``_single_hop_is_exact``, or the answer ``decide_ahead`` left for this call (taken once)."""
+    ahead = _AHEAD.pop(id(weights), None)
+    return _single_hop_is_exact(weights) if ahead is None else ahead
+
+
+@np.errstate(over="ignore", invalid="ignore")  # an envelope that overflows fails the lemma; it is not a warning
+def _single_hop_is_exact(weights: TransformerWeights) -> bool:
     """Lemma S8 for every single-hop prompt [s, N + r]: every stage of every conforming
     evaluation is exact, so the float64 logits are the exact logits and every radius is 0.
 

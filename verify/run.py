@@ -29,7 +29,7 @@ from georecall.verify.chunks import DEFAULT_MEMORY_BUDGET_BYTES
 from georecall.verify.exact import ExactDecider
 from georecall.theory.instance import Instance
 from georecall.theory.queries import ChainOfThoughtStepQueries, MultiHopQueries, SingleHopQueries, cot_parameters, multi_hop_parameters
-from georecall.verify.verdict import DEFAULT_MAX_EXACT, RecallReport, VerdictAccumulator, combine
+from georecall.verify.verdict import DEFAULT_MAX_EXACT, RecallReport, VerdictAccumulator, combine, merged_path_details
 from georecall.theory.weights import TransformerWeights
 
 DEFAULT_MAX_QUERIES = 1_000_000
@@ -118,17 +118,6 @@ def verify_queries(
 
 def _path_details(forward) -> dict:
     return forward.take_details() if hasattr(forward, "take_details") else {}
-
-
-def merged_path_details(reports: list[RecallReport]) -> dict:
-    """The fast sequence path's details over several reports: queries certified (summed) and the least proven margin bound."""
-    merged = {}
-    if any("certified" in r.details for r in reports):
-        merged["certified"] = sum(r.details.get("certified", 0) for r in reports)
-    bounds = [r.details["min_margin_lower_bound"] for r in reports if "min_margin_lower_bound" in r.details]
-    if bounds:
-        merged["min_margin_lower_bound"] = min(bounds)
-    return merged
 
 
 def _check_in_chunks(forward, query_set, indices, accumulator, chunk_size: int, progress) -> None:
@@ -326,11 +315,21 @@ def refuse_exact_out_of_reach(weights: TransformerWeights, instance: Instance, h
 
 
 def _verify_single_hop_by_path(weights, instance, path, forward, max_listed, options) -> RecallReport:
-    from georecall.verify.certify import certify_single_hop, nearest_code_structure
-    from georecall.verify.fast import verify_single_hop_fast
+    from georecall.verify.certify import structure_beside_exactness
+    from georecall.verify.exactness import forget_ahead
 
     wants_structure = path == "certify" or (path == "auto" and (weights.meta.N > CERTIFY_ABOVE_N or weights.n_layers != 1))
-    structure = nearest_code_structure(weights) if wants_structure else None
+    try:
+        structure = structure_beside_exactness(weights, CERTIFY_ABOVE_N) if wants_structure else None
+        return _single_hop_on(weights, instance, path, forward, max_listed, options, structure)
+    finally:
+        forget_ahead(weights)
+
+
+def _single_hop_on(weights, instance, path, forward, max_listed, options, structure) -> RecallReport:
+    from georecall.verify.certify import certify_single_hop
+    from georecall.verify.fast import verify_single_hop_fast
+
     chosen = choose_single_hop_path(weights, structure) if path == "auto" else path
     if chosen == "certify":
         return certify_single_hop(weights, instance, max_listed=max_listed, structure=structure, **options)

@@ -215,3 +215,14 @@ def combine(reports: list[RecallReport], kind: str, started: float, details: dic
         elapsed_s=time.perf_counter() - started,
         details=details,
     )
+
+
+def merged_path_details(reports: list[RecallReport]) -> dict:
+    """The fast sequence path's details over several reports: queries certified (summed) and the least proven margin bound."""
+    merged = {}
+    if any("certified" in r.details for r in reports):
+        merged["certified"] = sum(r.details.get("certified", 0) for r in reports)
+    bounds = [r.details["min_margin_lower_bound"] for r in reports if "min_margin_lower_bound" in r.details]
+    if bounds:
+        merged["min_margin_lower_bound"] = min(bounds)
+    return merged

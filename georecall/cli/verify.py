@@ -28,9 +28,9 @@ def add_parsers(sub) -> None:
                              "on the fast path for one-layer models, 1,000,000 on the reference)")
     verify.add_argument("--seed", type=positive_int("--seed"), default=0, help="seed of the query sample (default 0)")
     verify.add_argument("--path", choices=PATHS, default="auto",
-                        help="auto (default: the certificate where it applies, else fast brute force, else the reference), "
-                             "certify, fast, reference, torch, or exact (every query decided by ball arithmetic alone: the oracle, "
-                             "slow, for small files); details.path names the one that ran")
+                        help="auto (default: single hop on the certificate where it applies, else fast brute force; chains and CoT of "
+                             "one-layer files on the fast sequence path; else the reference), certify, fast, reference, torch, or exact "
+                             "(every query decided by ball arithmetic alone: the oracle, slow, for small files); details.path names the one that ran")
     verify.add_argument("--backend", choices=("numpy", "torch"), default=None, help=argparse.SUPPRESS)  # deprecated: --path torch
     verify.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="with --path torch: cpu (default) or cuda")
     verify.add_argument("--certify", action="store_true", help=argparse.SUPPRESS)  # deprecated: --path certify
