@@ -15,7 +15,7 @@ from georecall.theory.instance import Instance
 from georecall.theory.spec import ConstructionSpec
 from georecall.formats.files import write_atomically
 from georecall.formats.safe_json import parse_json
-from georecall.formats.npz import LOAD_MEMORY_LIMIT_BYTES, check_declared_shapes, inspect_archive, narrowest_float, write_npz
+from georecall.formats.npz import LOAD_MEMORY_LIMIT_BYTES, check_declared_shapes, inspect_archive, mapped_members, narrowest_float, write_npz
 from georecall.formats.safetensors import is_safetensors, read_header, read_tensors, save_safetensors
 from georecall.formats.transformer_lens import TRANSFORMER_LENS_VERSION, from_transformer_lens_state, to_transformer_lens_state
 from georecall.theory.arrays import WIDENED_ARRAYS, Widened
@@ -71,7 +71,8 @@ def load_model(path) -> LoadedModel:
         with data:
             meta = parse_meta(path, str(data["meta"]))  # the small member first: it says what the rest must be
             check_declared_shapes(path, headers, meta)
-            arrays = {name: data[name] for name in data.files if name != "meta"}
+            mapped = mapped_members(path, [name for name in WIDENED_ARRAYS if name in data.files])  # read in place
+            arrays = {name: mapped[name] if name in mapped else data[name] for name in data.files if name != "meta"}
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise InputError(f"{path!s} is not a readable .npz weights file ({exc})") from None
     except ValueError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -13,6 +14,7 @@ LOAD_MEMORY_LIMIT_BYTES = 16 * 2**30  # two thirds of this machine: a larger fil
 META_MAX_BYTES = 16 * 2**20
 NARROWING_CHUNK = 1 << 18  # elements converted and compared at a time, so each pass stays in cache
 STORED_ABOVE_BYTES = 16 * 2**20  # larger members are stored uncompressed: deflate would cost a second per 100 MB
+CRC_BLOCK = 1 << 24  # bytes of a mapped member checked at a time
 
 
 def narrowest_float(array: np.ndarray) -> np.ndarray:
@@ -118,3 +120,44 @@ def check_declared_shapes(path, headers: dict, meta) -> None:
     unknown = sorted(set(headers) - allowed)
     if unknown:
         raise InputError(f"{path!s} has arrays the format does not define (meta.n_layers = {meta.n_layers}): {unknown[:5]}")
+
+
+def mapped_members(path, names, above_bytes: int | None = None) -> dict:
+    """{name: read-only memory map} for members ``names`` of the .npz at ``path`` that are stored
+    uncompressed, larger than ``above_bytes``, and float16 or float32: read in place instead of
+    copied (numpy's zip reader copies every byte). Each member's CRC-32 is checked, as a zip reader
+    would. A member that cannot be mapped is left out, for np.load to read and judge."""
+    above_bytes = STORED_ABOVE_BYTES if above_bytes is None else above_bytes
+    mapped = {}
+    with open(path, "rb") as raw, zipfile.ZipFile(raw) as archive:
+        for name in names:
+            try:
+                info = archive.getinfo(f"{name}.npy")
+            except KeyError:
+                continue
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size <= above_bytes or info.flag_bits & 0x1:
+                continue
+            raw.seek(info.header_offset)
+            local = raw.read(30)
+            if len(local) != 30 or local[:4] != b"PK\x03\x04":
+                continue
+            start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+            raw.seek(start)
+            try:
+                version = np.lib.format.read_magic(raw)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, fortran, dtype = read_header(raw, max_header_size=10_000)
+                member = np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(info.file_size,))
+            except (OSError, ValueError):
+                continue
+            if dtype not in (np.float16, np.float32) or raw.tell() - start + int(np.prod(shape)) * dtype.itemsize != info.file_size:
+                continue
+            crc = 0
+            for begin in range(0, info.file_size, CRC_BLOCK):
+                crc = zlib.crc32(member[begin : begin + CRC_BLOCK], crc)
+            if crc != info.CRC:
+                raise InputError(f"{path!s}: member {info.filename!r} fails its CRC-32 check: the file is damaged")
+            values = member[raw.tell() - start :].view(dtype)
+            mapped[name] = values.reshape(shape[::-1]).T if fortran else values.reshape(shape)
+    return mapped
+

@@ -109,3 +109,37 @@ def test_an_exactness_answer_decided_ahead_is_taken_once_and_forgotten():
     exactness.forget_ahead(weights)
     weights.W_E[0, 0] = 0.3  # not a dyadic of the construction's floor: the lemma no longer holds
     assert not exactness.single_hop_is_exact(weights)
+
+
+def test_stored_members_are_read_in_place_and_their_crc_is_checked(tmp_path):
+    from georecall.formats.npz import mapped_members
+
+    rng = np.random.default_rng(0)
+    arrays = {"W_E": rng.standard_normal((300, 7)).astype(np.float16), "W_U": np.asfortranarray(rng.standard_normal((7, 300)).astype(np.float32)),
+              "b_U": rng.standard_normal(300)}
+    path = tmp_path / "m.npz"
+    np.savez(path, **arrays)  # members stored, not deflated
+    mapped = mapped_members(path, ["W_E", "W_U", "b_U", "absent"], above_bytes=0)
+    assert sorted(mapped) == ["W_E", "W_U"]  # float64 is read by np.load, as is everything absent
+    for name, values in mapped.items():
+        assert isinstance(values.base, np.memmap) or isinstance(values, np.memmap)
+        assert values.dtype == arrays[name].dtype and np.array_equal(values, arrays[name])
+    assert mapped_members(path, ["W_E"]) == {}  # small members are read the ordinary way
+    damaged = bytearray(path.read_bytes())
+    damaged[damaged.index(arrays["W_E"].tobytes()[:64]) + 10] ^= 0x40
+    (tmp_path / "bad.npz").write_bytes(bytes(damaged))
+    with pytest.raises(InputError, match="W_E.npy' fails its CRC-32 check"):
+        mapped_members(tmp_path / "bad.npz", ["W_E"], above_bytes=0)
+
+
+def test_a_large_file_is_mapped_and_gives_the_same_verdict(tmp_path, monkeypatch):
+    import georecall.formats.npz as npz
+
+    model = build_construction("block", Instance.random(500, 4, 2))
+    path = tmp_path / "m.npz"
+    monkeypatch.setattr(npz, "STORED_ABOVE_BYTES", 1000)  # store and map members above 1,000 bytes
+    save_model(path, model.weights, model.instance, model.spec)
+    loaded = load_model(path)
+    assert isinstance(loaded.weights.W_E.stored, np.memmap) or isinstance(loaded.weights.W_E.stored.base, np.memmap)
+    report = verify_model(loaded.weights, loaded.instance, path="certify")
+    assert report.exact_recall and report.robust == 500 * 4

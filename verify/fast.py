@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import blas
 
+from georecall.theory.arrays import Widened
 from georecall.theory.checks import InputError
 from georecall.verify.chunks import map_in_threads
 from georecall.verify.fast_radius import _with_position, attach_radius_terms, pattern_radius, residual_radius
@@ -133,7 +134,8 @@ def bounded_single_hop_residuals(weights: TransformerWeights, subjects: np.ndarr
         e0, e1 = np.exp(s10 - top), np.exp(s11[None, :] - top)
         a0, a1 = e0 / (e0 + e1), e1 / (e0 + e1)
         out0_W_in = np.asarray(x0 @ value_in)  # [S, d_mlp]: the subject side of the MLP input
-        safe &= np.isfinite(norm_up(out0_W_in))[:, None]
+        if not sides.exact:  # Lemma S8 proves every value in range
+            safe &= np.isfinite(norm_up(out0_W_in))[:, None]
         weights0.append(a0)
         weights1.append(a1)
         subject_in.append(out0_W_in)
@@ -145,7 +147,10 @@ def bounded_single_hop_residuals(weights: TransformerWeights, subjects: np.ndarr
     finite_hidden = np.ones((S, R), dtype=bool)
     ones = np.ones(S)
     # per head, over the chunk's subjects: each unit's largest and largest absolute subject side, each relation's a0 range
-    envelope = [(side.max(axis=0), np.abs(side).max(axis=0), a0.min(axis=0), a0.max(axis=0)) for side, a0 in zip(subject_in, weights0)]
+    envelope = []
+    for side, a0 in zip(subject_in, weights0):
+        largest, least = side.max(axis=0), side.min(axis=0)
+        envelope.append((largest, np.maximum(largest, -least), a0.min(axis=0), a0.max(axis=0)))
 
     def relation_block(r: int) -> None:
         """The MLP for relation r: its [S, units] block stays in cache through every pass."""
@@ -270,7 +275,9 @@ class FastScan:
     def W_U(self) -> np.ndarray:
         """W_U's support rows, made on first use: the certificate needs them only for the queries it leaves."""
         if self._W_U is None:
-            self._W_U = np.ascontiguousarray(self.weights.W_U[self.support])
+            W_U = self.weights.W_U
+            # a narrow W_U stays narrow: the margins read it a block of columns at a time
+            self._W_U = Widened(np.ascontiguousarray(W_U.stored[self.support])) if isinstance(W_U, Widened) else np.ascontiguousarray(W_U[self.support])
         return self._W_U
 
     def subject_chunks(self):
