@@ -36,6 +36,9 @@ def test_a_widened_array_reads_as_float64_everywhere():
     assert np.array_equal(array @ vector, plain @ vector) and np.array_equal(vector[:2] @ array, vector[:2] @ plain)
     assert np.array_equal(np.abs(array), np.abs(plain)) and np.array_equal(array != 0, plain != 0)
     assert np.array_equal(array.T, plain.T) and np.array_equal(array.copy(), plain) and array.astype(np.float32).dtype == np.float32
+    assert array.sum() == plain.sum() and np.array_equal(array.reshape(-1), plain.reshape(-1)) and array.max(axis=0).shape == (3,)
+    with pytest.raises(TypeError, match="read-only"):
+        np.add(plain, 1.0, out=array)
     with pytest.raises(InputError, match="float16 or float32"):
         Widened(plain)
 

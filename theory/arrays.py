@@ -62,6 +62,12 @@ class Widened(NDArrayOperatorsMixin):
     def astype(self, dtype, copy=True) -> np.ndarray:
         return np.asarray(self).astype(dtype, copy=copy)
 
+    def __getattr__(self, name: str):
+        """Any other ndarray attribute (``sum``, ``reshape``, ...), on the whole array as float64."""
+        if name.startswith("__") or name in ("stored", "_whole"):
+            raise AttributeError(name)
+        return getattr(np.asarray(self), name)
+
     def __repr__(self) -> str:
         return f"Widened({self.stored.dtype}, shape={list(self.shape)})"
 
