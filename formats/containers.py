@@ -18,7 +18,7 @@ from georecall.formats.safe_json import parse_json
 from georecall.formats.npz import LOAD_MEMORY_LIMIT_BYTES, check_declared_shapes, inspect_archive, mapped_members, narrowest_float, write_npz
 from georecall.formats.safetensors import is_safetensors, read_header, read_tensors, save_safetensors
 from georecall.formats.transformer_lens import TRANSFORMER_LENS_VERSION, from_transformer_lens_state, to_transformer_lens_state
-from georecall.theory.arrays import WIDENED_ARRAYS, Widened
+from georecall.theory.arrays import WIDENED_ARRAYS, kept_narrow
 from georecall.theory.weights import ModelMeta, TransformerWeights
 
 
@@ -156,10 +156,9 @@ def model_from_arrays(path, arrays: dict, meta: ModelMeta) -> LoadedModel:
     spec_json = meta.extra.get("spec")
     instance = Instance.from_arrays(arrays.pop("facts"))
     for name in list(arrays):  # one array at a time: narrow stored dtypes never coexist with all of float64
-        if arrays[name].dtype.kind == "f" and arrays[name].dtype != np.float64:
-            # W_E and W_U grow with N: kept as stored and widened where read (theory.weights.Widened)
-            arrays[name] = Widened(arrays[name]) if name in WIDENED_ARRAYS and arrays[name].dtype in (np.float16, np.float32) \
-                else arrays[name].astype(np.float64)
+        # W_E and W_U grow with N: kept as stored, and widened where read (theory.arrays.Widened)
+        if arrays[name].dtype.kind == "f" and arrays[name].dtype != np.float64 and not kept_narrow(name, arrays[name]):
+            arrays[name] = arrays[name].astype(np.float64)
     weights = TransformerWeights.from_named_arrays(arrays, meta)
     unknown = sorted(set(arrays) - set(weights.named_arrays()))
     if unknown:

@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 
 from georecall.theory.checks import InputError
-from georecall.theory.arrays import stored
+from georecall.theory.arrays import NARROW_FLOATS, stored
 
 LOAD_MEMORY_LIMIT_BYTES = 16 * 2**30  # two thirds of this machine: a larger file is refused before it is inflated
 META_MAX_BYTES = 16 * 2**20
@@ -150,7 +150,7 @@ def mapped_members(path, names, above_bytes: int | None = None) -> dict:
                 member = np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(info.file_size,))
             except (OSError, ValueError):
                 continue
-            if dtype not in (np.float16, np.float32) or raw.tell() - start + int(np.prod(shape)) * dtype.itemsize != info.file_size:
+            if dtype not in NARROW_FLOATS or raw.tell() - start + int(np.prod(shape)) * dtype.itemsize != info.file_size:
                 continue
             crc = 0
             for begin in range(0, info.file_size, CRC_BLOCK):

@@ -10,6 +10,12 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 from georecall.theory.checks import InputError
 
 WIDENED_ARRAYS = ("W_E", "W_U")  # the arrays that may be kept narrow: each has a row or column per subject
+NARROW_FLOATS = (np.float16, np.float32)  # the stored dtypes they are kept in
+
+
+def kept_narrow(name: str, array) -> bool:
+    """Whether the array ``name`` stays as stored (and is read through Widened) rather than converted up front."""
+    return name in WIDENED_ARRAYS and isinstance(array, np.ndarray) and array.dtype in NARROW_FLOATS
 
 
 class Widened(NDArrayOperatorsMixin):
@@ -24,7 +30,7 @@ class Widened(NDArrayOperatorsMixin):
     dtype = np.dtype(np.float64)
 
     def __init__(self, stored: np.ndarray):
-        if stored.dtype not in (np.float16, np.float32):
+        if stored.dtype not in NARROW_FLOATS:
             raise InputError(f"Widened keeps float16 or float32 arrays, got {stored.dtype}")
         self.stored, self._whole = stored, None
 
@@ -92,6 +98,14 @@ def nonzero_rows(array) -> np.ndarray:
     if not bits.shape[1]:
         return np.zeros(0, dtype=np.int64)
     return np.flatnonzero(np.bitwise_or.reduce(bits, axis=1) & (np.iinfo(bits.dtype).max >> 1))  # every bit but the sign
+
+
+def rows_as_stored(array, rows: np.ndarray):
+    """``array[rows]`` as one contiguous block, kept as narrow as the array is stored (a Widened
+    array gives a Widened block: its readers widen a block of columns at a time)."""
+    if isinstance(array, Widened):
+        return Widened(np.ascontiguousarray(array.stored[rows]))
+    return np.ascontiguousarray(array[rows])
 
 
 def stored(array) -> np.ndarray:

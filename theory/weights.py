@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from georecall.theory.checks import InputError
-from georecall.theory.arrays import WIDENED_ARRAYS, Widened, all_finite_bits
+from georecall.theory.arrays import WIDENED_ARRAYS, Widened, all_finite_bits, kept_narrow
 
 FORMAT_VERSION = 1
 
@@ -201,7 +201,7 @@ class TransformerWeights:
             array = arrays.get(name)
             if isinstance(array, Widened):
                 return array
-            if isinstance(array, np.ndarray) and array.dtype in (np.float16, np.float32):
+            if kept_narrow(name, array):
                 return Widened(array)
             return get(name)
 

@@ -108,6 +108,14 @@ def magnitude(matrix: np.ndarray, role: str = "inner") -> np.ndarray:
     return np.maximum(chosen, 1.0)
 
 
+def head_magnitudes(attn, mlp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per head, the magnitude products of a one-layer block's weight chains: the scores' W_Q W_K^T,
+    the values' W_V W_O into the residual (W_O last), and W_V W_O W_in into the MLP (W_in last)."""
+    with np.errstate(over="ignore"):  # an infinite magnitude is a finding: out of range (in_range)
+        return (magnitude(attn.W_Q) * magnitude(attn.W_K), magnitude(attn.W_V) * magnitude(attn.W_O, "last"),
+                magnitude(attn.W_V) * magnitude(attn.W_O) * magnitude(mlp.W_in, "last"))
+
+
 def row_magnitude(upper, ops=None):
     """mu of query rows (a first factor): max(1, sum of upper magnitudes), per row (last axis)."""
     ops = ops or NUMPY

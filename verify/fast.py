@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import blas
 
-from georecall.theory.arrays import Widened
+from georecall.theory.arrays import rows_as_stored
 from georecall.theory.checks import InputError
 from georecall.verify.chunks import map_in_threads
 from georecall.verify.fast_radius import _with_position, attach_radius_terms, pattern_radius, residual_radius
@@ -84,12 +84,12 @@ class SingleHopSides:
         self.out1_W_in = [o @ mlp.W_in for o in out1]  # [R, d_mlp]: the relation side of the MLP input
         self.x1_W_in = x1 @ mlp.W_in + mlp.b_in
         # The subject side, reassociated (Lemma S7): x_0 (W_K q_1^T), x_0 (W_V W_O W_in), x_0 (W_V W_O)[:, cols]
-        self.key_query = [attn.W_K[h] @ self.q1[h].T for h in range(H)]  # [d, R]
+        key_query = [attn.W_K[h] @ self.q1[h].T for h in range(H)]  # [d, R]
         value_out = [attn.W_V[h] @ attn.W_O[h] for h in range(H)]
-        self.value_in = [v @ mlp.W_in for v in value_out]  # [d, d_mlp]
-        self.value_cols = [v[:, cols] for v in value_out]  # [d, k]
+        value_in = [v @ mlp.W_in for v in value_out]  # [d, d_mlp]
+        value_cols = [v[:, cols] for v in value_out]  # [d, k]
         # the products every subject row goes through, sparse where mostly zero
-        self.subject_maps = [[sparse_if_mostly_zero(m[h]) for h in range(H)] for m in (self.key_query, self.value_in, self.value_cols)]
+        self.subject_maps = [[sparse_if_mostly_zero(m[h]) for h in range(H)] for m in (key_query, value_in, value_cols)]
         self.W_out_cols = np.ascontiguousarray(mlp.W_out[:, cols])
         self.W_out_cols_T = np.ascontiguousarray(self.W_out_cols.T)
         self.b_out_cols = mlp.b_out[cols]
@@ -275,9 +275,7 @@ class FastScan:
     def W_U(self) -> np.ndarray:
         """W_U's support rows, made on first use: the certificate needs them only for the queries it leaves."""
         if self._W_U is None:
-            W_U = self.weights.W_U
-            # a narrow W_U stays narrow: the margins read it a block of columns at a time
-            self._W_U = Widened(np.ascontiguousarray(W_U.stored[self.support])) if isinstance(W_U, Widened) else np.ascontiguousarray(W_U[self.support])
+            self._W_U = rows_as_stored(self.weights.W_U, self.support)
         return self._W_U
 
     def subject_chunks(self):

@@ -16,6 +16,7 @@ from georecall.verify.error_model import (
     attention_output_depth,
     chain_underflow,
     gamma,
+    head_magnitudes,
     in_range,
     magnitude,
     mlp_in_depth,
@@ -61,9 +62,7 @@ def attach_radius_terms(self, weights: TransformerWeights, x1: np.ndarray) -> No
     # Lemma S1's factor magnitudes: relation rows, the score chain, the value chain into W_in or the residual
     self.mu1 = row_magnitude(upper1)
     self.max1 = np.max(upper1, axis=1)
-    self.mu_QK = magnitude(attn.W_Q) * magnitude(attn.W_K)
-    self.mu_VO_in = magnitude(attn.W_V) * magnitude(attn.W_O) * magnitude(mlp.W_in, "last")
-    self.mu_VO = magnitude(attn.W_V) * magnitude(attn.W_O, "last")
+    self.mu_QK, self.mu_VO, self.mu_VO_in = head_magnitudes(attn, mlp)
 
 
 def pattern_radius(sides, x0, r0, h: int, s10, s11, top, a0, a1):

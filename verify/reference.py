@@ -23,6 +23,7 @@ from georecall.verify.error_model import (
     NUMPY,
     attention_output_depth,
     chain_underflow,
+    head_magnitudes,
     in_range,
     magnitude,
     mlp_in_depth,
@@ -126,13 +127,11 @@ class BoundedForward:
         self.blocks = []
         for block in weights.blocks:
             a, m = block.attn, block.mlp
-            arrays = {name: convert(getattr(a, name)) for name in ("W_Q", "W_K", "W_V", "W_O")}
-            arrays.update({name: convert(getattr(m, name)) for name in ("W_in", "b_in", "W_out", "b_out")})
-            arrays.update({f"abs_{k}": convert(np.abs(v)) for k, v in
-                           {"W_Q": a.W_Q, "W_K": a.W_K, "W_V": a.W_V, "W_O": a.W_O, "W_in": m.W_in, "b_in": m.b_in,
-                            "W_out": m.W_out, "b_out": m.b_out}.items()})
+            arrays = {name: convert(getattr(m, name)) for name in ("W_in", "b_in", "W_out", "b_out")}
+            arrays.update({f"abs_{name}": convert(np.abs(getattr(m, name))) for name in ("W_in", "b_in", "W_out", "b_out")})
             # Lemma S1's factor magnitudes, per head where the factor is per head
-            arrays.update(mu_QK=convert(magnitude(a.W_Q) * magnitude(a.W_K)), mu_VO=convert(magnitude(a.W_V) * magnitude(a.W_O, "last")),
+            mu_QK, mu_VO, _ = head_magnitudes(a, m)
+            arrays.update(mu_QK=convert(mu_QK), mu_VO=convert(mu_VO),
                           mu_in=float(magnitude(m.W_in, "last")), mu_out=float(magnitude(m.W_out, "last")),
                           b_in_max=float(np.max(np.abs(m.b_in), initial=0.0)), b_out_max=float(np.max(np.abs(m.b_out), initial=0.0)))
             arrays.update(n_heads=a.n_heads, d_head=a.d_head, d_mlp=m.d_mlp)

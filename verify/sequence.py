@@ -24,7 +24,7 @@ from georecall.verify.error_model import (
     chain_underflow,
     gamma,
     in_range,
-    magnitude,
+    head_magnitudes,
     norm_up,
     row_magnitude,
     score_depth,
@@ -75,10 +75,7 @@ class SequenceForward:
         attn, mlp = weights.blocks[0].attn, weights.blocks[0].mlp
         self.H, self.scale = attn.n_heads, weights.meta.attn_scale
         self.abs_W_Q, self.abs_W_K = np.abs(attn.W_Q), np.abs(attn.W_K)
-        with np.errstate(over="ignore"):  # an infinite magnitude is a finding: out of range
-            self.mu_QK = magnitude(attn.W_Q) * magnitude(attn.W_K)
-            self.mu_VO = magnitude(attn.W_V) * magnitude(attn.W_O, "last")
-            self.mu_VO_in = magnitude(attn.W_V) * magnitude(attn.W_O) * magnitude(mlp.W_in, "last")
+        self.mu_QK, self.mu_VO, self.mu_VO_in = head_magnitudes(attn, mlp)
         self.W_in = sparse_if_mostly_zero(mlp.W_in)
         self.W_out_cols = sparse_if_mostly_zero(np.ascontiguousarray(mlp.W_out[:, self.columns]))
         self.b_out_cols = mlp.b_out[self.columns]

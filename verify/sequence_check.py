@@ -17,6 +17,7 @@ from georecall.verify.chunks import map_in_threads
 from georecall.verify.margins import COLUMN_BLOCK, blocked_margins
 from georecall.verify.reference import BoundedForward, MarginBatch, UnembeddingNorms, unembedding_support
 from georecall.verify.sequence import SequenceForward
+from georecall.theory.arrays import rows_as_stored
 from georecall.verify.verdict import ROBUST, classify
 
 MIN_MARGIN_CHUNK = 4096  # certified queries brute forced at a time while searching the least margin
@@ -33,12 +34,19 @@ class FastSequences:
         self.structure = nearest_code_structure(weights)
         support = self.structure.support if self.structure is not None else unembedding_support(weights)
         self.sequence = SequenceForward(weights, support)
-        self.reference = BoundedForward(weights)
+        self._reference = None
         self.norms = UnembeddingNorms(weights.W_U, weights.b_U, rows=support)
-        self.W_U = np.ascontiguousarray(weights.W_U[support])
+        self.W_U = rows_as_stored(weights.W_U, support)
         self.b_U = weights.b_U if np.any(weights.b_U != 0) else None
         self.certified = 0
         self.min_margin_bound = None  # a proven lower bound on every certified query's margin, once any is certified
+
+    @property
+    def reference(self) -> BoundedForward:
+        """The bounded reference, made on first use: where the certificate decides every query it is never needed."""
+        if self._reference is None:
+            self._reference = BoundedForward(self.weights)
+        return self._reference
 
     def chunk_size(self, seq_len: int, memory_budget_bytes: int) -> int:
         """Queries per chunk: about 40 numbers per head and position, plus the MLP's and the residual's rows."""
