@@ -289,8 +289,7 @@ class FastScan:
         if self.sides is not None and self.sides.exact:  # Lemma S8: the float64 logits are the exact ones
             zero = np.zeros(len(answers))
             return MarginBatch(margins, best_other, zero, zero, rows.safe)
-        target, rival = self.norms.radii(rows.radius_norm, rows.upper_norm, answers, self.weights.d_model)
-        return MarginBatch(margins, best_other, target, rival, rows.safe & self.norms.logits_in_range(rows.upper_norm))
+        return self.norms.margin_batch(margins, best_other, rows.radius_norm, rows.upper_norm, rows.safe, answers, self.weights.d_model)
 
     def batches(self):
         """(first subject, stop subject, MarginBatch) covering every query in order."""

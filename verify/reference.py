@@ -108,6 +108,11 @@ class UnembeddingNorms:
         rival = logit_radius(residual_radius_norm, residual_upper_norm, self.column_max, self.bias_max, d_model, any_evaluation)
         return target, rival
 
+    def margin_batch(self, margins, best_other, radius_norm, upper_norm, safe, answers, d_model: int) -> MarginBatch:
+        """Theorem S5's inputs from a residual's norm bounds: Lemma S4's radii, and safe only where no logit can overflow."""
+        target, rival = self.radii(radius_norm, upper_norm, answers, d_model)
+        return MarginBatch(margins, best_other, target, rival, safe & self.logits_in_range(upper_norm))
+
     def logits_in_range(self, residual_upper_norm) -> np.ndarray:
         """No intermediate of any logit overflows: |partial sums| <= ||x|| ||w_a|| + |b_a| (Cauchy-Schwarz)."""
         return in_range(residual_upper_norm * self.column_max + self.bias_max)
@@ -220,8 +225,7 @@ class BoundedForward:
             zero = np.zeros(len(margins))
             return MarginBatch(margins, best_other, zero, zero, np.ones(len(margins), dtype=bool))
         upper = to_numpy(norm_up(ops.abs(x) + rx, ops))
-        target_radius, rival_radius = self.norms.radii(to_numpy(norm_up(rx, ops)), upper, to_numpy(answers), self.weights.d_model)
-        return MarginBatch(margins, best_other, target_radius, rival_radius, safe & self.norms.logits_in_range(upper))
+        return self.norms.margin_batch(margins, best_other, to_numpy(norm_up(rx, ops)), upper, safe, to_numpy(answers), self.weights.d_model)
 
 
 def _per_head(ops, rows, heads, n_heads: int):

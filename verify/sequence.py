@@ -66,8 +66,6 @@ class PairTable:
 class SequenceForward:
     """Bounded final residual (Lemma S9) of one-layer models on any prompts, on ``columns`` (W_U's support)."""
 
-    path = "fast"
-
     def __init__(self, weights: TransformerWeights, columns: np.ndarray):
         if weights.n_layers != 1:
             raise InputError("the fast sequence path handles one-layer models; use the reference")
@@ -187,6 +185,6 @@ class SequenceForward:
         out = z[:, self.columns] + (np.asarray(hidden @ self.W_out_cols) + self.b_out_cols)
         out_norm = norm_up(out)
         safe = safe & np.isfinite(hidden_norm) & np.isfinite(out_norm) & np.isfinite(z).all(axis=1)
-        radius, upper_norm, in_bounds = mlp_stage_radius(terms, pert, upper, G_pre, G_z, safe.copy(), hidden_norm, out_norm,
+        radius, upper_norm, in_bounds = mlp_stage_radius(terms, pert, upper, G_pre, G_z, safe, hidden_norm, out_norm,
                                                          summed_terms=2 * H * T + 1)
         return BoundedRows(out, radius, upper_norm, safe & in_bounds)

@@ -112,8 +112,7 @@ class FastSequences:
 
     def _logit_batch(self, rows, answers) -> MarginBatch:
         margins, best_other = self._margins(rows.center, answers)
-        target, rival = self.norms.radii(rows.radius_norm, rows.upper_norm, answers, self.weights.d_model)
-        return MarginBatch(margins, best_other, target, rival, rows.safe & self.norms.logits_in_range(rows.upper_norm))
+        return self.norms.margin_batch(margins, best_other, rows.radius_norm, rows.upper_norm, rows.safe, answers, self.weights.d_model)
 
 
 def _subset(batch: MarginBatch, keep: np.ndarray) -> MarginBatch:
