@@ -249,9 +249,9 @@ def verify_model(weights: TransformerWeights, instance: Instance, hops: int | No
 
         refuse_exact_out_of_reach(weights, instance, hops, options.get("max_queries", DEFAULT_MAX_QUERIES))
         forward = OracleForward(weights)
-    sequences = [k for k in kinds if k != "single_hop"]
-    if path == "fast" and sequences and weights.n_layers != 1:
+    if path == "fast" and weights.n_layers != 1:  # both fast paths, single hop and sequences
         raise InputError("path 'fast' handles one-layer models; use 'reference'")
+    sequences = [k for k in kinds if k != "single_hop"]
     sequence_forward = forward
     if path in ("auto", "fast") and sequences and weights.n_layers == 1 and forward is None:
         from georecall.verify.sequence_check import FastSequences
@@ -260,7 +260,7 @@ def verify_model(weights: TransformerWeights, instance: Instance, hops: int | No
     started = time.perf_counter()
     sampled = {k: options.pop(k) for k in ("max_queries", "seed") if k in options}
     if "max_queries" not in sampled and sequences:
-        sampled["max_queries"] = FAST_MAX_QUERIES if sequence_forward is not None and hasattr(sequence_forward, "check") else DEFAULT_MAX_QUERIES
+        sampled["max_queries"] = FAST_MAX_QUERIES if hasattr(sequence_forward, "check") else DEFAULT_MAX_QUERIES
     reports = {}
     for kind in dict.fromkeys(kinds):
         if kind == "single_hop":
@@ -333,8 +333,6 @@ def _single_hop_on(weights, instance, path, forward, max_listed, options, struct
     chosen = choose_single_hop_path(weights, structure) if path == "auto" else path
     if chosen == "certify":
         return certify_single_hop(weights, instance, max_listed=max_listed, structure=structure, **options)
-    if chosen == "fast":
-        if weights.n_layers != 1:
-            raise InputError("path 'fast' handles one-layer models; use 'reference'")
+    if chosen == "fast":  # one layer: verify_model refuses 'fast' otherwise, and 'auto' never picks it
         return verify_single_hop_fast(weights, instance, max_listed=max_listed, **options)
     return verify_single_hop(weights, instance, forward=forward, max_listed=max_listed, **options)  # reference, torch, exact
