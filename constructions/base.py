@@ -12,7 +12,7 @@ from georecall.theory.instance import Instance
 from georecall.theory.spec import ConstructionSpec
 from georecall.verify.run import RecallReport
 from georecall.verify.run import verify_model
-from georecall.theory.weights import TransformerWeights
+from georecall.theory.weights import ModelMeta, TransformerWeights
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,18 @@ class Construction:
             f"Construction({s.name!r}, N={s.N}, R={s.R}, d_model={s.d_model}, d_mlp={s.d_mlp}, "
             f"guaranteed_margin={s.guaranteed_margin:.4g})"
         )
+
+
+@dataclass(frozen=True)
+class StreamedConstruction:
+    """A construction too large to hold as float64, as the arrays of its file: ``arrays`` maps each file
+    name (in TransformerWeights.named_arrays order) to an array or a RowBlocks (theory.arrays) that the
+    writer takes a block at a time; ``meta`` and ``spec`` as the built weights would give them."""
+
+    arrays: dict
+    meta: ModelMeta
+    spec: ConstructionSpec
+    instance: Instance
 
 
 def retarget(construction: Construction, instance: Instance) -> Construction:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from georecall.constructions.associative import build_associative_multi_hop
-from georecall.constructions.base import Construction
-from georecall.constructions.block_superposition import build_block_superposition
+from georecall.constructions.base import Construction, StreamedConstruction
+from georecall.constructions.block_superposition import build_block_superposition, stream_block_superposition
 from georecall.constructions.chains import build_chain_of_thought, build_multi_hop_chains
 from georecall.constructions.codebooks import CODEBOOKS, make_codebook, multilevel_d0, rademacher_d0
 from georecall.constructions.planar import build_block_planar
@@ -77,6 +77,8 @@ class Entry:
     reads: tuple = ()  # the options this construction reads beyond the codebook's
     defaults: dict = field(default_factory=dict)  # options `sizes` and the docs use
     check: tuple = ()  # (codebook, precision, N, R, options) cases of `georecall check`
+    stream: Callable | None = None  # (instance, precision) -> StreamedConstruction, for the streamed codebooks
+    stream_codebooks: tuple = ()
 
 
 def _chain_count(R: int, hops: int, kind: str) -> int:
@@ -126,7 +128,8 @@ REGISTRY = {entry.name: entry for entry in (
           lambda instance, book, o: build_block_superposition(instance, book),
           lambda N, R, book, o: Shape(R * book.d0 + R + book.d0, ((1, R * book.d0, 2 * R * book.d0),), 0, 0, R * book.d0),
           check=(("binary", 1, 256, 4, {}), ("multilevel", 2, 256, 4, {}), ("multilevel", 4, 256, 4, {}), ("rademacher", 1, 256, 4, {}),
-                 ("binary", 1, 4096, 8, {}), ("multilevel", 2, 4096, 8, {}), ("rademacher", 1, 4096, 8, {}))),
+                 ("binary", 1, 4096, 8, {}), ("multilevel", 2, 4096, 8, {}), ("rademacher", 1, 4096, 8, {})),
+          stream=stream_block_superposition, stream_codebooks=("binary", "multilevel")),
     Entry("planar", "K1′", "single hop, read in place, planar relation code (d_model = R d0 + 2)",
           lambda instance, book, o: build_block_planar(instance, book),
           lambda N, R, book, o: Shape(R * book.d0 + 2, ((1, R * book.d0, 2 * (R + 1) * book.d0),), 0, 0, R * book.d0),
@@ -168,15 +171,43 @@ def construction_shape(name: str, N: int, R: int, code: CodeSize, **options) -> 
     return entry(name).shape(N, R, code, options)
 
 
-def refuse_out_of_reach(name: str, N: int, R: int, code: CodeSize, options: dict) -> Shape:
-    """The shape, or InputError (before anything N-sized is allocated) when its arrays would not fit."""
+def refuse_out_of_reach(name: str, N: int, R: int, code: CodeSize, options: dict, streamed: bool = False) -> Shape:
+    """The shape, or InputError (before anything N-sized is allocated) when its arrays would not fit;
+    ``streamed``: what build_streamed holds instead (streams(name, code.name) must hold)."""
     shape = entry(name).shape(N, R, code, options)
+    if streamed:
+        estimate = streamed_bytes(N, R, code)
+        if estimate > BUILD_MEMORY_LIMIT_BYTES:
+            raise InputError(f"{name} at N = {N:,}, R = {R:,} built streamed would hold about {estimate / 2**30:,.3g} GiB "
+                             f"(limit {BUILD_MEMORY_LIMIT_BYTES / 2**30:.0f} GiB); lower N or R")
+        return shape
     estimate = shape.float64_bytes(N, R)
     if estimate > BUILD_MEMORY_LIMIT_BYTES:
         raise InputError(f"{name} at N = {N:,}, R = {R:,}: d_model = {shape.d_model:,} and the MLP widths "
                          f"{[m for _, _, m in shape.layers]} would need about {estimate / 2**30:,.3g} GiB "
                          f"(limit {BUILD_MEMORY_LIMIT_BYTES / 2**30:.0f} GiB); lower N, R, hops or the precision")
     return shape
+
+
+def streams(name: str, codebook: str) -> bool:
+    """Whether ``name`` with ``codebook`` can be written a block at a time (build_streamed)."""
+    chosen = entry(name)
+    return chosen.stream is not None and codebook in chosen.stream_codebooks
+
+
+def streamed_bytes(N: int, R: int, code: CodeSize) -> int:
+    """What build_streamed holds: the facts twice while they are drawn (int64), b_U twice (float64 and
+    narrowed), and the blocks in flight (codes are made from the facts a block at a time)."""
+    return 16 * N * R + 16 * N + 64 * 2**20
+
+
+def build_streamed(name: str, instance: Instance, *, codebook: str = "binary", precision: int = 1) -> StreamedConstruction:
+    """``name`` with ``codebook`` (streams(name, codebook) must hold) as arrays its file writer takes a block
+    at a time (formats.containers.save_arrays): the same file as build_construction's, in a fraction of its memory."""
+    if not streams(name, codebook):
+        raise InputError(f"construction {name!r} with codebook {codebook!r} is not built streamed; use build_construction")
+    refuse_out_of_reach(name, instance.N, instance.R, code_size(codebook, instance.N, precision), {}, streamed=True)
+    return entry(name).stream(instance, 1 if codebook == "binary" else require_int("precision", precision, minimum=1, maximum=16))
 
 
 def build_construction(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import zipfile
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ from georecall.theory.instance import Instance
 from georecall.theory.spec import ConstructionSpec
 from georecall.formats.files import write_atomically
 from georecall.formats.safe_json import parse_json
-from georecall.formats.npz import LOAD_MEMORY_LIMIT_BYTES, check_declared_shapes, inspect_archive, mapped_members, narrowest_float, write_npz
+from georecall.formats.npz import LOAD_MEMORY_LIMIT_BYTES, check_declared_shapes, inspect_archive, mapped_members, narrowest_float, read_members, write_npz
 from georecall.formats.safetensors import is_safetensors, read_header, read_tensors, save_safetensors
 from georecall.formats.transformer_lens import TRANSFORMER_LENS_VERSION, from_transformer_lens_state, to_transformer_lens_state
 from georecall.theory.arrays import WIDENED_ARRAYS, kept_narrow
@@ -40,14 +41,32 @@ def save_model(path, weights: TransformerWeights, instance: Instance, spec: Cons
     """
     if (instance.N, instance.R) != (weights.meta.N, weights.meta.R):
         raise InputError("instance and weights disagree on N or R")
-    meta = weights.meta.to_json_dict()
+    save_arrays(path, weights.named_arrays(), instance, weights.meta, spec)
+
+
+def save_arrays(path, named_arrays: dict, instance: Instance, meta: ModelMeta, spec: ConstructionSpec | None = None) -> None:
+    """save_model from the arrays under their file names, in file order; an array may be a RowBlocks
+    (theory.arrays), written a block at a time (constructions.base.StreamedConstruction)."""
+    meta = meta.to_json_dict()
     if spec is not None:
         meta["extra"] = {**meta["extra"], "spec": spec.to_json_dict()}
-    arrays = {name: narrowest_float(array) for name, array in weights.named_arrays().items()}
+    arrays = {name: narrowest_float(array) for name, array in named_arrays.items()}
     arrays["facts"] = instance.facts
     arrays["meta"] = np.array(json.dumps(meta))
-
+    refuse_if_disk_is_short(path, sum(array.nbytes for array in arrays.values()))
     write_atomically(path, lambda raw: write_npz(raw, arrays))
+
+
+def refuse_if_disk_is_short(path, needed: int) -> None:
+    """InputError before anything is written when the folder of ``path`` has less room than ``needed``
+    bytes (an upper bound: long zero runs become holes); small files are not checked."""
+    if needed < 2**30:
+        return
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    free = shutil.disk_usage(folder).free if os.path.isdir(folder) else needed
+    if needed > free:
+        raise InputError(f"cannot write {path}: the file takes up to {needed / 2**30:,.1f} GiB and {folder} has "
+                         f"{free / 2**30:,.1f} GiB free")
 
 
 def load_model(path) -> LoadedModel:
@@ -72,6 +91,7 @@ def load_model(path) -> LoadedModel:
             meta = parse_meta(path, str(data["meta"]))  # the small member first: it says what the rest must be
             check_declared_shapes(path, headers, meta)
             mapped = mapped_members(path, [name for name in WIDENED_ARRAYS if name in data.files])  # read in place
+            mapped.update(read_members(path, [name for name in data.files if name not in mapped and name != "meta"]))
             arrays = {name: mapped[name] if name in mapped else data[name] for name in data.files if name != "meta"}
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise InputError(f"{path!s} is not a readable .npz weights file ({exc})") from None

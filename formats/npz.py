@@ -8,49 +8,71 @@ import zlib
 import numpy as np
 
 from georecall.theory.checks import InputError
-from georecall.theory.arrays import NARROW_FLOATS, stored
+from georecall.theory.arrays import NARROW_FLOATS, WIDENED_ARRAYS, RowBlocks, Widened, all_finite_bits, narrowest_float
+
+__all__ = ["narrowest_float", "write_npz", "inspect_archive", "check_declared_shapes", "mapped_members"]
 
 LOAD_MEMORY_LIMIT_BYTES = 16 * 2**30  # two thirds of this machine: a larger file is refused before it is inflated
 META_MAX_BYTES = 16 * 2**20
-NARROWING_CHUNK = 1 << 18  # elements converted and compared at a time, so each pass stays in cache
 STORED_ABOVE_BYTES = 16 * 2**20  # larger members are stored uncompressed: deflate would cost a second per 100 MB
 CRC_BLOCK = 1 << 24  # bytes of a mapped member checked at a time
-
-
-def narrowest_float(array: np.ndarray) -> np.ndarray:
-    """``array`` in the narrowest dtype that holds every value exactly (docs/FORMAT.md §1: readers
-    convert floats to float64), so ±1 codes take 2 bytes; converted and compared a chunk at a time."""
-    array = np.asarray(stored(array))  # a Widened array is narrowed from its storage, never widened first
-    if array.dtype.kind == "i" and array.size and np.iinfo(np.int32).min <= array.min() and array.max() <= np.iinfo(np.int32).max:
-        return array.astype(np.int32)
-    if array.dtype.kind != "f":
-        return array
-    flat = np.ascontiguousarray(array).reshape(-1)
-    for dtype in (np.float16, np.float32):
-        if np.dtype(dtype).itemsize >= array.dtype.itemsize:
-            break
-        narrow = np.empty(flat.shape, dtype=dtype)
-
-        def exact(start: int, narrow=narrow) -> bool:
-            part = flat[start : start + NARROWING_CHUNK]
-            narrow[start : start + NARROWING_CHUNK] = part
-            return bool(np.array_equal(narrow[start : start + NARROWING_CHUNK], part))
-
-        if all(exact(start) for start in range(0, flat.size, NARROWING_CHUNK)):
-            return narrow.reshape(array.shape)
-    return array
+HOLE_MIN_BYTES = 1 << 16  # zero runs written as holes when at least this long (and whole 8-byte words)
 
 
 def write_npz(raw, arrays: dict) -> None:
     """The archive of ``arrays`` (name -> array) into the binary file ``raw``: members deflated at
     level 1, the large ones stored, fixed timestamps so that the same model gives the same bytes."""
-    with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+    with zipfile.ZipFile(_HoleWriter(raw), "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for name, array in arrays.items():
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_STORED if array.nbytes > STORED_ABOVE_BYTES else zipfile.ZIP_DEFLATED
             info._compresslevel = 1  # the name of ZipInfo.compress_level before Python 3.13
             with archive.open(info, "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+                if isinstance(array, RowBlocks):
+                    _write_row_blocks(member, name, array)
+                else:
+                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+class _HoleWriter:
+    """The binary file ``raw``, with each long run of zero bytes seeked over instead of written: the
+    file system keeps it as a hole, which reads back as zeros. The same bytes, but a W_U with a
+    column per subject is mostly zero rows: at N = 2^24, R = 8 that is 6.7 GB never written to disk."""
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        if view.nbytes >= HOLE_MIN_BYTES and view.nbytes % 8 == 0 and not np.frombuffer(view, dtype=np.uint64).any():
+            self.raw.seek(view.nbytes, 1)  # from here: later writes (there always are: the zip's directory) end the hole
+            return view.nbytes
+        return self.raw.write(view)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.raw.seek(offset, whence)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+def _write_row_blocks(member, name: str, array: RowBlocks) -> None:
+    """The .npy bytes of ``array`` a block at a time: the same header and bytes np.lib.format.write_array
+    gives the whole array, so a streamed file equals the one written from memory."""
+    dtype = np.dtype(array.dtype)
+    np.lib.format.write_array_header_1_0(member, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                                                  "shape": tuple(array.shape)})
+    rows = 0
+    for block in array.blocks():
+        if block.dtype != dtype or block.shape[1:] != tuple(array.shape[1:]) or not block.flags.c_contiguous:
+            raise ValueError(f"{name}: a block of shape {block.shape} and dtype {block.dtype} in an array of shape {array.shape}, {dtype}")
+        member.write(block.reshape(-1).view(np.uint8).data)  # flat bytes: zipfile counts len(), which is rows for 2-d
+        rows += len(block)
+    if rows != array.shape[0]:
+        raise ValueError(f"{name}: blocks gave {rows:,} rows of the {array.shape[0]:,} its shape declares")
 
 
 def inspect_archive(path, limit: int = LOAD_MEMORY_LIMIT_BYTES) -> dict | None:
@@ -85,8 +107,9 @@ def inspect_archive(path, limit: int = LOAD_MEMORY_LIMIT_BYTES) -> dict | None:
             if declared != info.file_size:
                 raise InputError(f"{path!s}: member {info.filename!r} declares {declared:,} bytes (shape {list(shape)}, {dtype}) "
                                  f"but holds {info.file_size:,}")
-            headers[info.filename[: -len(".npy")]] = (tuple(shape), dtype)
-            total += count * max(8, dtype.itemsize)
+            name = info.filename[: -len(".npy")]
+            headers[name] = (tuple(shape), dtype)
+            total += count * (dtype.itemsize if _mappable(name, info, dtype) else max(8, dtype.itemsize))
     for required in ("meta", "facts"):
         if required not in headers:
             raise InputError(f"{path!s} has no {required!r} array")
@@ -95,6 +118,13 @@ def inspect_archive(path, limit: int = LOAD_MEMORY_LIMIT_BYTES) -> dict | None:
     if total > limit:
         raise InputError(f"{path!s} would need {total / 2**30:,.3g} GiB once loaded as float64 (limit {limit / 2**30:.0f} GiB)")
     return headers
+
+
+def _mappable(name: str, info: zipfile.ZipInfo, dtype: np.dtype) -> bool:
+    """Whether load_model reads this member in place (mapped_members) and keeps it narrow: it then
+    costs at most its stored bytes, paged in as read, never a float64 copy."""
+    return (name in WIDENED_ARRAYS and dtype in NARROW_FLOATS and info.compress_type == zipfile.ZIP_STORED
+            and info.file_size > STORED_ABOVE_BYTES and not info.flag_bits & 0x1)
 
 
 def check_declared_shapes(path, headers: dict, meta) -> None:
@@ -126,38 +156,92 @@ def mapped_members(path, names, above_bytes: int | None = None) -> dict:
     """{name: read-only memory map} for members ``names`` of the .npz at ``path`` that are stored
     uncompressed, larger than ``above_bytes``, and float16 or float32: read in place instead of
     copied (numpy's zip reader copies every byte). Each member's CRC-32 is checked, as a zip reader
-    would. A member that cannot be mapped is left out, for np.load to read and judge."""
-    above_bytes = STORED_ABOVE_BYTES if above_bytes is None else above_bytes
+    would, in the same pass that proves its values finite (then the map comes as a Widened array
+    marked finite). A member that cannot be mapped is left out, for np.load to read and judge."""
     mapped = {}
     with open(path, "rb") as raw, zipfile.ZipFile(raw) as archive:
         for name in names:
+            found = _locate(path, raw, archive, name, above_bytes)
+            if found is None or found[5] not in NARROW_FLOATS:
+                continue
+            info, start, head, shape, fortran, dtype = found
             try:
-                info = archive.getinfo(f"{name}.npy")
-            except KeyError:
-                continue
-            if info.compress_type != zipfile.ZIP_STORED or info.file_size <= above_bytes or info.flag_bits & 0x1:
-                continue
-            raw.seek(info.header_offset)
-            local = raw.read(30)
-            if len(local) != 30 or local[:4] != b"PK\x03\x04":
-                continue
-            start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
-            raw.seek(start)
-            try:
-                version = np.lib.format.read_magic(raw)
-                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                shape, fortran, dtype = read_header(raw, max_header_size=10_000)
                 member = np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(info.file_size,))
             except (OSError, ValueError):
                 continue
-            if dtype not in NARROW_FLOATS or raw.tell() - start + int(np.prod(shape)) * dtype.itemsize != info.file_size:
-                continue
-            crc = 0
-            for begin in range(0, info.file_size, CRC_BLOCK):
-                crc = zlib.crc32(member[begin : begin + CRC_BLOCK], crc)
-            if crc != info.CRC:
-                raise InputError(f"{path!s}: member {info.filename!r} fails its CRC-32 check: the file is damaged")
-            values = member[raw.tell() - start :].view(dtype)
-            mapped[name] = values.reshape(shape[::-1]).T if fortran else values.reshape(shape)
+            finite = _read_checked(path, raw, found, np.empty(CRC_BLOCK, dtype=np.uint8), dtype)
+            values = member[head:].view(dtype)
+            values = values.reshape(shape[::-1]).T if fortran else values.reshape(shape)
+            mapped[name] = Widened(values, finite=True) if finite else values  # a non-finite value is found, and named, later
     return mapped
 
+
+def read_members(path, names, above_bytes: int | None = None) -> dict:
+    """{name: array} for members ``names`` stored uncompressed and larger than ``above_bytes`` (integer or
+    float64): read straight into a fresh read-only array, CRC-32 checked, in one pass (numpy's zip reader
+    takes 2.4 s for the 1 GB of facts at N = 2^24, R = 8; this, 0.5 s). Others are left out, for np.load."""
+    read = {}
+    with open(path, "rb") as raw, zipfile.ZipFile(raw) as archive:
+        for name in names:
+            found = _locate(path, raw, archive, name, above_bytes)
+            if found is None or found[5].kind not in "iuf" or found[5] in NARROW_FLOATS:
+                continue
+            info, start, head, shape, fortran, dtype = found
+            values = np.empty(int(np.prod(shape)), dtype=dtype)
+            _read_checked(path, raw, found, values.view(np.uint8), None)
+            values = values.reshape(shape[::-1]).T if fortran else values.reshape(shape)
+            values.setflags(write=False)
+            read[name] = values
+    return read
+
+
+def _locate(path, raw, archive: zipfile.ZipFile, name: str, above_bytes: int | None):
+    """(info, start, head, shape, fortran, dtype) of member ``name``'s .npy when it is stored plainly (no
+    compression, no encryption, larger than ``above_bytes``) with a header that matches its size; else None."""
+    above_bytes = STORED_ABOVE_BYTES if above_bytes is None else above_bytes
+    try:
+        info = archive.getinfo(f"{name}.npy")
+    except KeyError:
+        return None
+    if info.compress_type != zipfile.ZIP_STORED or info.file_size <= above_bytes or info.flag_bits & 0x1:
+        return None
+    raw.seek(info.header_offset)
+    local = raw.read(30)
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        return None
+    start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+    raw.seek(start)
+    try:
+        version = np.lib.format.read_magic(raw)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(raw, max_header_size=10_000)
+    except (OSError, ValueError):
+        return None
+    head = raw.tell() - start
+    if dtype.hasobject or head + int(np.prod(shape)) * dtype.itemsize != info.file_size:
+        return None
+    return info, start, head, shape, fortran, dtype
+
+
+def _read_checked(path, raw, found: tuple, into: np.ndarray, finite_dtype) -> bool:
+    """Read a located member once: its header, then its values a block at a time into ``into`` (uint8:
+    the whole destination, of the values' size, or one reused block of CRC_BLOCK). Checks its CRC-32 against the zip's (InputError when
+    they differ); with ``finite_dtype``, returns whether every value is finite (exponent bits)."""
+    info, start, head, _, _, _ = found
+    raw.seek(start)
+    crc = zlib.crc32(raw.read(head))
+    finite, size = True, info.file_size - head
+    for offset in range(0, size, CRC_BLOCK):
+        block = into[offset : offset + CRC_BLOCK] if len(into) == size else into[: min(CRC_BLOCK, size - offset)]
+        filled = 0
+        while filled < len(block):
+            got = raw.readinto(block[filled:].data)
+            if not got:
+                raise InputError(f"{path!s}: member {info.filename!r} ends early: the file is damaged")
+            filled += got
+        crc = zlib.crc32(block, crc)
+        if finite_dtype is not None:
+            finite = finite and all_finite_bits(block.view(finite_dtype))
+    if crc != info.CRC:
+        raise InputError(f"{path!s}: member {info.filename!r} fails its CRC-32 check: the file is damaged")
+    return finite

@@ -4,6 +4,10 @@ narrower float dtype they were stored in (theory.weights.TransformerWeights; doc
 
 from __future__ import annotations
 
+import mmap
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
@@ -11,6 +15,8 @@ from georecall.theory.checks import InputError
 
 WIDENED_ARRAYS = ("W_E", "W_U")  # the arrays that may be kept narrow: each has a row or column per subject
 NARROW_FLOATS = (np.float16, np.float32)  # the stored dtypes they are kept in
+NARROWING_CHUNK = 1 << 18  # elements converted and compared at a time, so each pass stays in cache
+STREAM_BLOCK_BYTES = 1 << 24  # bytes of a member read per block by a streamed pass (row_blocks)
 
 
 def kept_narrow(name: str, array) -> bool:
@@ -29,10 +35,11 @@ class Widened(NDArrayOperatorsMixin):
 
     dtype = np.dtype(np.float64)
 
-    def __init__(self, stored: np.ndarray):
+    def __init__(self, stored: np.ndarray, finite: bool = False):
+        """``finite``: the maker has proven every entry finite (the file reader does, while checking its CRC)."""
         if stored.dtype not in NARROW_FLOATS:
             raise InputError(f"Widened keeps float16 or float32 arrays, got {stored.dtype}")
-        self.stored, self._whole = stored, None
+        self.stored, self._whole, self.finite = stored, None, bool(finite)
 
     shape = property(lambda self: self.stored.shape)
     ndim = property(lambda self: self.stored.ndim)
@@ -70,7 +77,7 @@ class Widened(NDArrayOperatorsMixin):
 
     def __getattr__(self, name: str):
         """Any other ndarray attribute (``sum``, ``reshape``, ...), on the whole array as float64."""
-        if name.startswith("__") or name in ("stored", "_whole"):
+        if name.startswith("__") or name in ("stored", "_whole", "finite"):
             raise AttributeError(name)
         return getattr(np.asarray(self), name)
 
@@ -90,14 +97,38 @@ def widen(values: np.ndarray) -> np.ndarray:
     return _HALF_TO_DOUBLE[0][values.view(np.uint16)]
 
 
+_MAGIC = np.float32(2.0**112)  # 2^(127 - 15): moves a float16's exponent field to float32's
+
+
+def as_single(values: np.ndarray) -> np.ndarray:
+    """Finite float16 values as float32, exactly, from their bits (subnormals and -0.0 included):
+    2.5x numpy's own conversion, so a pass over a float16 W_E can work in float32. float32 and
+    float64 arrays are returned as they are. An infinity or NaN would be wrong here: callers read
+    arrays already proven finite (TransformerWeights checks every one)."""
+    if values.dtype != np.float16:
+        return values
+    bits = values.view(np.uint16).astype(np.uint32)
+    sign = (bits & 0x8000) << 16
+    bits &= 0x7FFF
+    bits <<= 13
+    single = bits.view(np.float32)
+    single *= _MAGIC
+    bits |= sign
+    return single
+
+
 def nonzero_rows(array) -> np.ndarray:
     """Indices of the rows of a 2-d array (or Widened) with a non-zero entry, read from the stored bits:
-    one OR over each row, 40x faster than comparing float16s; -0.0 counts as zero."""
-    kept = np.ascontiguousarray(stored(array))
-    bits = kept.view(f"u{kept.dtype.itemsize}")
-    if not bits.shape[1]:
+    one OR over each row, 40x faster than comparing float16s; -0.0 counts as zero. A block of rows at a time
+    (``row_blocks``), so a mapped member is never resident whole."""
+    kept = stored(array)
+    if not kept.shape[1]:
         return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(np.bitwise_or.reduce(bits, axis=1) & (np.iinfo(bits.dtype).max >> 1))  # every bit but the sign
+    sign = np.iinfo(f"u{kept.dtype.itemsize}").max >> 1  # every bit but the sign
+    rows = max(1, STREAM_BLOCK_BYTES // max(1, kept.shape[1] * kept.dtype.itemsize))
+    found = [first + np.flatnonzero(np.bitwise_or.reduce(np.ascontiguousarray(block).view(f"u{kept.dtype.itemsize}"), axis=1) & sign)
+             for first, block in row_blocks(kept, rows)]
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
 
 def rows_as_stored(array, rows: np.ndarray):
@@ -114,10 +145,100 @@ def stored(array) -> np.ndarray:
 
 
 def all_finite_bits(values: np.ndarray) -> bool:
-    """No infinity or NaN in a float16 or float32 array, read from the exponent bits a block at a
-    time: integer tests, no float16 arithmetic (which numpy does element by element) and no big temporary."""
+    """No infinity or NaN in a float16 or float32 array, read from the exponent bits a block at a time:
+    integer tests, no float16 arithmetic (which numpy does element by element), no big temporary, and
+    a mapped member's pages released as it goes (``row_blocks``)."""
     bits = np.ascontiguousarray(values).reshape(-1).view(f"u{values.dtype.itemsize}")
     exponent = {2: 0x7C00, 4: 0x7F80_0000}[values.dtype.itemsize]  # all ones: an infinity or a NaN
-    block = 1 << 20
-    return all(int(np.max(bits[b : b + block] & exponent, initial=0)) != exponent for b in range(0, len(bits), block))
+    return all(int(np.max(block & exponent, initial=0)) != exponent for _, block in row_blocks(bits, 1 << 20))
 
+
+@dataclass(frozen=True)
+class RowBlocks:
+    """An array too large to hold, given as blocks of rows: ``blocks()`` yields C-contiguous arrays
+    of ``dtype`` whose concatenation along axis 0 is the array of ``shape``. What a builder hands
+    the file writer (formats.npz.write_npz) instead of the array."""
+
+    shape: tuple
+    dtype: np.dtype
+    blocks: Callable[[], Iterator[np.ndarray]]
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+
+def release(view) -> None:
+    """Drop this process's resident pages under ``view`` when it lies in a read-only file map
+    (formats.npz.mapped_members): the bytes stay in the kernel's page cache, but a pass over a
+    member of several GB then holds one block at a time, not the member. Anything else: nothing."""
+    array = stored(view)
+    if not isinstance(array, np.ndarray) or not array.size:
+        return
+    root = array
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    if not isinstance(root.base, mmap.mmap):
+        return
+    start = np.frombuffer(root.base, dtype=np.uint8, count=1).ctypes.data
+    low, high = np.lib.array_utils.byte_bounds(array)
+    low = -(-(low - start) // mmap.PAGESIZE) * mmap.PAGESIZE  # whole pages inside the view only: its neighbours may be in use
+    high = (high - start) // mmap.PAGESIZE * mmap.PAGESIZE
+    if high > low:
+        root.base.madvise(mmap.MADV_DONTNEED, low, high - low)
+
+
+def row_blocks(array, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, block of at most ``rows`` rows as stored) over ``array``, each block's pages
+    released (``release``) once the next is asked for: a streamed pass over a mapped member."""
+    kept = stored(array)
+    for first in range(0, len(kept), rows):
+        block = kept[first : first + rows]
+        yield first, block
+        release(block)
+
+
+def narrowest_float(array: np.ndarray) -> np.ndarray:
+    """``array`` in the narrowest dtype that holds every value exactly (docs/FORMAT.md §1: readers
+    convert floats to float64), so ±1 codes take 2 bytes; converted and compared a chunk at a time."""
+    if isinstance(array, RowBlocks):  # its builder chose the dtype from the values it can hold
+        return array
+    array = np.asarray(stored(array))  # a Widened array is narrowed from its storage, never widened first
+    if array.dtype.kind == "i" and array.size and np.iinfo(np.int32).min <= array.min() and array.max() <= np.iinfo(np.int32).max:
+        return array.astype(np.int32)
+    if array.dtype.kind != "f":
+        return array
+    flat = np.ascontiguousarray(array).reshape(-1)
+    for dtype in NARROW_FLOATS:
+        if np.dtype(dtype).itemsize >= array.dtype.itemsize:
+            break
+        narrow = np.empty(flat.shape, dtype=dtype)
+
+        def exact(start: int, narrow=narrow) -> bool:
+            part = flat[start : start + NARROWING_CHUNK]
+            with np.errstate(over="ignore"):  # a value too large for the dtype becomes inf, and then compares unequal
+                narrow[start : start + NARROWING_CHUNK] = part
+            return bool(np.array_equal(narrow[start : start + NARROWING_CHUNK], part))
+
+        if all(exact(start) for start in range(0, flat.size, NARROWING_CHUNK)):
+            return narrow.reshape(array.shape)
+    return array
+
+
+def read_rows(array, rows: np.ndarray) -> np.ndarray:
+    """``array[rows]`` (float64 from a Widened array); when ``rows`` is one run of consecutive rows,
+    the pages it read are released (``release``): a pass over the subjects holds one chunk of W_E."""
+    values = array[rows]
+    if len(rows) > 1 and rows[-1] - rows[0] + 1 == len(rows) and np.all(np.diff(rows) == 1):
+        release(stored(array)[rows[0] : rows[-1] + 1])
+    return values
+
+
+def read_columns(array, rows: np.ndarray, first: int, stop: int, as_stored: bool = False) -> np.ndarray:
+    """``array[rows, first:stop]`` (float64, or as stored with ``as_stored``), those pages of each row
+    released (``release``): a pass over W_U's columns holds one block of them."""
+    kept = stored(array)
+    block = np.asarray(kept[rows, first:stop])
+    for row in np.asarray(rows).reshape(-1):
+        release(kept[row, first:stop])
+    return block if as_stored or block.dtype == np.float64 else widen(block)

@@ -45,7 +45,7 @@ class Instance:
             raise InputError(f"an instance with N = {N:,} and R = {R:,} holds {N * R:,} facts, {8 * N * R / 2**30:,.3g} GiB of int64 "
                              f"(limit {FACTS_LIMIT:,} facts)")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        return cls(np.stack([rng.permutation(N) for _ in range(R)]).astype(np.int64))
+        return cls(np.stack([rng.permutation(N) for _ in range(R)]).astype(np.int64, copy=False))  # no second copy at 2^24
 
     @classmethod
     def from_arrays(cls, facts) -> "Instance":
@@ -87,17 +87,17 @@ def _validated_facts(facts) -> np.ndarray:
             raise InputError("facts must hold integers; found a non-integer value")
     elif arr.dtype.kind not in "iu":
         raise InputError(f"facts must be an integer array, got dtype {arr.dtype}")
-    arr = arr.astype(np.int64)
+    if arr.dtype != np.int64 or arr.flags.writeable:  # a read-only int64 array (a file reader's) is kept, not copied
+        arr = arr.astype(np.int64)
     for r, row in enumerate(arr):
-        bad = (row < 0) | (row >= N)
-        if bad.any():
-            s = int(np.flatnonzero(bad)[0])
+        if row.min() < 0 or row.max() >= N:  # two reductions: at N = 2^24 a mask per row cost more than the rest
+            s = int(np.flatnonzero((row < 0) | (row >= N))[0])
             raise InputError(
                 f"facts row {r} is not a permutation of 0..{N - 1}: "
                 f"entry {s} is {int(row[s])}, outside [0, {N})"
             )
         counts = np.bincount(row, minlength=N)
-        if (counts != 1).any():
+        if counts.min() == 0:  # N values in [0, N): one missing is the same as one repeated
             repeated = int(np.flatnonzero(counts > 1)[0])
             missing = int(np.flatnonzero(counts == 0)[0])
             raise InputError(

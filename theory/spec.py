@@ -95,15 +95,21 @@ def spec_from_weights(weights: TransformerWeights, **fields) -> ConstructionSpec
     N = weights.meta.N
     used = np.flatnonzero(np.any(weights.W_E[:N] != 0, axis=0))
     fields.setdefault("subject_embedding_dim", int(used.size))
+    layers = [(b.attn.n_heads, b.attn.d_head, b.mlp.d_mlp) for b in weights.blocks]
+    return spec_from_sizes(weights.meta, weights.d_model, layers, **parameter_counts(weights), **fields)
+
+
+def spec_from_sizes(meta, d_model: int, layers: list, **fields) -> ConstructionSpec:
+    """A spec from meta, d_model and (n_heads, d_head, d_mlp) per layer; ``fields`` gives the counts
+    and the rest: for a builder that writes arrays it never holds whole (formats RowBlocks)."""
     return ConstructionSpec(
-        N=N,
-        R=weights.meta.R,
-        d_model=weights.d_model,
-        d_mlp=max((b.mlp.d_mlp for b in weights.blocks), default=0),
-        n_layers=weights.n_layers,
-        n_heads=max((b.attn.n_heads for b in weights.blocks), default=0),
-        d_head=max((b.attn.d_head for b in weights.blocks), default=0),
-        **parameter_counts(weights),
+        N=meta.N,
+        R=meta.R,
+        d_model=d_model,
+        d_mlp=max((m for _, _, m in layers), default=0),
+        n_layers=len(layers),
+        n_heads=max((h for h, _, _ in layers), default=0),
+        d_head=max((e for _, e, _ in layers), default=0),
         **fields,
     )
 

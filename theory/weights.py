@@ -260,7 +260,7 @@ class TransformerWeights:
 
 def _check_finite(name: str, array) -> None:
     if isinstance(array, Widened) and name in WIDENED_ARRAYS:
-        if all_finite_bits(array.stored):
+        if array.finite or all_finite_bits(array.stored):
             return
         array = array.stored  # found below
     elif not isinstance(array, np.ndarray) or array.dtype != np.float64:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import blas
 
-from georecall.theory.arrays import rows_as_stored
+from georecall.theory.arrays import read_rows, rows_as_stored
 from georecall.theory.checks import InputError
 from georecall.verify.chunks import map_in_threads
 from georecall.verify.fast_radius import _with_position, attach_radius_terms, pattern_radius, residual_radius
@@ -118,7 +118,7 @@ def bounded_single_hop_residuals(weights: TransformerWeights, subjects: np.ndarr
     sides = sides or SingleHopSides(weights, columns)
     R = weights.meta.R
     attn, scale = weights.blocks[0].attn, weights.meta.attn_scale
-    x0 = weights.W_E[subjects]
+    x0 = read_rows(weights.W_E, subjects)  # a mapped W_E's pages are released as the chunks pass
     r0 = None
     if sides.pos is not None:
         x0, r0 = _with_position(x0, sides.pos[0])

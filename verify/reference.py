@@ -34,7 +34,7 @@ from georecall.verify.error_model import (
     softmax_radius,
     stage_radius,
 )
-from georecall.theory.arrays import nonzero_rows
+from georecall.theory.arrays import nonzero_rows, read_columns
 from georecall.theory.weights import TransformerWeights
 
 
@@ -95,7 +95,8 @@ class UnembeddingNorms:
 
     def __init__(self, W_U: np.ndarray, b_U: np.ndarray, rows: np.ndarray | None = None):
         rows = np.arange(W_U.shape[0]) if rows is None else np.asarray(rows)
-        norms = [norm_up(np.ascontiguousarray(W_U[rows, c0 : c0 + self.COLUMN_BLOCK].T)) for c0 in range(0, W_U.shape[1], self.COLUMN_BLOCK)]
+        norms = [norm_up(np.ascontiguousarray(read_columns(W_U, rows, c0, c0 + self.COLUMN_BLOCK).T))
+                 for c0 in range(0, W_U.shape[1], self.COLUMN_BLOCK)]
         self.column = np.concatenate(norms) if norms else np.zeros(0)
         self.bias = np.abs(b_U)
         self.column_max = float(self.column.max()) if self.column.size else 0.0

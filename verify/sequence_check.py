@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from georecall.verify.certify import certified_bounds, nearest_code_structure, search_min_margin
+from georecall.verify.certify import certified_bounds, nearest_code_structure
+from georecall.verify.margin_search import search_min_margin
 from georecall.verify.chunks import map_in_threads
 from georecall.verify.margins import COLUMN_BLOCK, blocked_margins
 from georecall.verify.reference import BoundedForward, MarginBatch, UnembeddingNorms, unembedding_support

@@ -89,6 +89,59 @@ def classify(batch: MarginBatch) -> np.ndarray:
     return status
 
 
+class LeastMargins:
+    """Per-item margins, +inf until written, kept in pages of 2^16 items made on first write: the
+    certificate brute forces a few thousand of 134 million queries, where a dense array would hold
+    1 GB of inf. Indexed like a 1-d float64 array by integer positions or a boolean mask."""
+
+    SHIFT = 16
+
+    def __init__(self, n_items: int):
+        self.n = int(n_items)
+        self._pages: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _groups(self, key):
+        """(positions, [(page, slots in the key, offsets in the page)]) of a key."""
+        positions = np.flatnonzero(key) if np.asarray(key).dtype == bool else np.asarray(key, dtype=np.int64).reshape(-1)
+        if len(positions) and not (0 <= positions.min() and positions.max() < self.n):
+            raise IndexError(f"positions must lie in [0, {self.n}); got {int(positions.min())}..{int(positions.max())}")
+        pages = positions >> self.SHIFT
+        order = np.argsort(pages, kind="stable")
+        bounds = np.flatnonzero(np.diff(pages[order])) + 1
+        groups = [(int(pages[slots[0]]), slots, positions[slots] & ((1 << self.SHIFT) - 1))
+                  for slots in np.split(order, bounds) if len(slots)]
+        return positions, groups
+
+    def __getitem__(self, key) -> np.ndarray:
+        positions, groups = self._groups(key)
+        out = np.full(len(positions), np.inf)
+        for page, slots, offsets in groups:
+            if page in self._pages:
+                out[slots] = self._pages[page][offsets]
+        return out
+
+    def __setitem__(self, key, values) -> None:
+        positions, groups = self._groups(key)
+        values = np.broadcast_to(np.asarray(values, dtype=np.float64), positions.shape)
+        for page, slots, offsets in groups:
+            if page not in self._pages:
+                self._pages[page] = np.full(min(1 << self.SHIFT, self.n - (page << self.SHIFT)), np.inf)
+            self._pages[page][offsets] = values[slots]
+
+    def argmin(self) -> int:
+        """The first position of the least margin (0 when every one is +inf, as numpy's argmin gives)."""
+        best, where = np.inf, 0
+        for page in sorted(self._pages):
+            values = self._pages[page]
+            low = int(np.argmin(values))
+            if values[low] < best or (np.isnan(values[low]) and not np.isnan(best)):
+                best, where = values[low], (page << self.SHIFT) + low
+        return where
+
+
 class VerdictAccumulator:
     """Per-query classes and margins for ``n_items`` checked queries, fed chunk by chunk.
 
@@ -101,7 +154,7 @@ class VerdictAccumulator:
     def __init__(self, query_set, n_items: int, *, decider=None, max_listed: int = 10, max_exact: int = DEFAULT_MAX_EXACT):
         self.query_set, self.decider = query_set, decider
         self.status = np.zeros(n_items, dtype=np.int8)
-        self.margin = np.full(n_items, np.inf)
+        self.margin = LeastMargins(n_items)
         self.max_listed, self.max_exact = max_listed, max_exact
         self.listed = {FAILURE: [], FRAGILE: [], UNPROVEN: []}
         self.exact_decided = 0
@@ -143,14 +196,15 @@ class VerdictAccumulator:
             self.margin[positions] = np.minimum(self.margin[positions], margins)
 
     def counts(self) -> dict:
-        found = np.bincount(self.status, minlength=4)
+        block = 1 << 22  # bincount widens to int64: whole, 134 million classes would cost a 1 GB temporary
+        found = sum((np.bincount(self.status[b : b + block], minlength=4) for b in range(0, len(self.status), block)), np.zeros(4, dtype=np.int64))
         return {name: int(found[i]) for i, name in enumerate(CLASS_NAMES)}
 
     def report(self, kind: str, total: int, exhaustive: bool, *, indices: np.ndarray | None = None, chunk_size: int = 0,
                details: dict | None = None) -> RecallReport:
         counts = self.counts()
         n = len(self.status)
-        low = int(np.argmin(self.margin)) if n else 0
+        low = self.margin.argmin() if n else 0
         argmin = {}
         if n:
             query = int(low if indices is None else indices[low])
@@ -164,7 +218,7 @@ class VerdictAccumulator:
             fragile=counts["fragile"],
             unproven=counts["unproven"],
             robust=counts["robust"],
-            min_margin=float(self.margin[low]) if n else float("nan"),
+            min_margin=float(self.margin[[low]][0]) if n else float("nan"),
             exhaustive=exhaustive,
             first_failures=self.listed[FAILURE],
             first_fragile=self.listed[FRAGILE],

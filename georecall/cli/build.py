@@ -6,8 +6,8 @@ import json
 
 from georecall.cli.args import EXIT_OK, BadInput, add_construction_options, construction_kwargs, refuse_inapplicable_options, warn_deprecated
 from georecall.cli.progress import add_quiet_option, phases
-from georecall.constructions.registry import build_construction, code_size, refuse_out_of_reach
-from georecall.formats.containers import save_model
+from georecall.constructions.registry import build_construction, build_streamed, code_size, refuse_out_of_reach, streams
+from georecall.formats.containers import save_arrays, save_model
 from georecall.formats.files import check_new_file
 from georecall.theory.instance import Instance
 
@@ -33,15 +33,21 @@ def run(args) -> int:
     refuse_inapplicable_options(args, name)
     check_new_file(args.out, args.force)
     code = code_size(args.codebook, args.N, args.precision, args.delta)
-    refuse_out_of_reach(name, args.N, args.R, code, construction_kwargs(args))  # before any N-sized array exists
+    streamed = streams(name, args.codebook)  # the same file, written a block at a time: no float64 W_E or W_U
+    refuse_out_of_reach(name, args.N, args.R, code, construction_kwargs(args), streamed)  # before any N-sized array exists
     if args.hops > 1 and name in ("block", "planar", "shared-space"):
         raise BadInput(f"--hops {args.hops} needs --construction chains, associative or cot")
     done = phases("build", 3, args.quiet)  # the facts, the weights, the file
     instance = Instance.random(args.N, args.R, args.seed)
     done()
-    model = build_construction(name, instance, **construction_kwargs(args))
-    done()
-    save_model(args.out, model.weights, instance, model.spec)
+    if streamed:
+        model = build_streamed(name, instance, codebook=args.codebook, precision=args.precision)
+        done()
+        save_arrays(args.out, model.arrays, instance, model.meta, model.spec)
+    else:
+        model = build_construction(name, instance, **construction_kwargs(args))
+        done()
+        save_model(args.out, model.weights, instance, model.spec)
     done()
     if args.json:
         print(json.dumps({"file": args.out, "spec": model.spec.to_json_dict()}))
