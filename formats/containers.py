@@ -69,8 +69,9 @@ def refuse_if_disk_is_short(path, needed: int) -> None:
                          f"{free / 2**30:,.1f} GiB free")
 
 
-def load_model(path) -> LoadedModel:
-    """Read a weights file, validating every array; raises ValueError on any malformed content."""
+def load_model(path, workers: int = 1) -> LoadedModel:
+    """Read a weights file, validating every array; raises ValueError on any malformed content.
+    ``workers``: threads that check the large members side by side (``mapped_members``)."""
     if not os.path.exists(path):
         raise InputError(f"weights file {path!s} does not exist")
     if os.path.isdir(path):
@@ -90,7 +91,7 @@ def load_model(path) -> LoadedModel:
         with data:
             meta = parse_meta(path, str(data["meta"]))  # the small member first: it says what the rest must be
             check_declared_shapes(path, headers, meta)
-            mapped = mapped_members(path, [name for name in WIDENED_ARRAYS if name in data.files])  # read in place
+            mapped = mapped_members(path, [name for name in WIDENED_ARRAYS if name in data.files], workers=workers)  # read in place
             mapped.update(read_members(path, [name for name in data.files if name not in mapped and name != "meta"]))
             arrays = {name: mapped[name] if name in mapped else data[name] for name in data.files if name != "meta"}
     except (OSError, zipfile.BadZipFile, EOFError) as exc:

@@ -152,27 +152,37 @@ def check_declared_shapes(path, headers: dict, meta) -> None:
         raise InputError(f"{path!s} has arrays the format does not define (meta.n_layers = {meta.n_layers}): {unknown[:5]}")
 
 
-def mapped_members(path, names, above_bytes: int | None = None) -> dict:
+def mapped_members(path, names, above_bytes: int | None = None, workers: int = 1) -> dict:
     """{name: read-only memory map} for members ``names`` of the .npz at ``path`` that are stored
     uncompressed, larger than ``above_bytes``, and float16 or float32: read in place instead of
     copied (numpy's zip reader copies every byte). Each member's CRC-32 is checked, as a zip reader
     would, in the same pass that proves its values finite (then the map comes as a Widened array
-    marked finite). A member that cannot be mapped is left out, for np.load to read and judge."""
-    mapped = {}
+    marked finite); ``workers`` members at a time, each on its own thread (the caller sizes it:
+    formats holds no thread policy). A member that cannot be mapped is left out, for np.load."""
+    found = {}
     with open(path, "rb") as raw, zipfile.ZipFile(raw) as archive:
         for name in names:
-            found = _locate(path, raw, archive, name, above_bytes)
-            if found is None or found[5] not in NARROW_FLOATS:
-                continue
-            info, start, head, shape, fortran, dtype = found
-            try:
-                member = np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(info.file_size,))
-            except (OSError, ValueError):
-                continue
-            finite = _read_checked(path, raw, found, np.empty(CRC_BLOCK, dtype=np.uint8), dtype)
-            values = member[head:].view(dtype)
-            values = values.reshape(shape[::-1]).T if fortran else values.reshape(shape)
-            mapped[name] = Widened(values, finite=True) if finite else values  # a non-finite value is found, and named, later
+            located = _locate(path, raw, archive, name, above_bytes)
+            if located is not None and located[5] in NARROW_FLOATS:
+                found[name] = located
+
+    def check(name: str) -> bool:
+        with open(path, "rb") as raw:
+            return _read_checked(path, raw, found[name], np.empty(CRC_BLOCK, dtype=np.uint8), found[name][5])
+
+    if workers > 1 and len(found) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(workers, len(found))) as pool:
+            finite = dict(zip(found, pool.map(check, found)))
+    else:
+        finite = {name: check(name) for name in found}
+    mapped = {}
+    for name, (info, start, head, shape, fortran, dtype) in found.items():
+        member = np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(info.file_size,))
+        values = member[head:].view(dtype)
+        values = values.reshape(shape[::-1]).T if fortran else values.reshape(shape)
+        mapped[name] = Widened(values, finite=True) if finite[name] else values  # a non-finite value is found, and named, later
     return mapped
 
 

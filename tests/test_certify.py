@@ -248,9 +248,9 @@ def test_leaving_out_units_no_subject_can_open_changes_no_row(kind, monkeypatch)
     subjects = np.arange(weights.meta.N)
     skipped = []
     choose = fast._units_that_may_open
-    monkeypatch.setattr(fast, "_units_that_may_open", lambda *a: skipped.append(choose(*a)) or skipped[-1])
+    monkeypatch.setattr(fast, "_units_that_may_open", lambda *a: skipped.extend(choose(*a)) or skipped[-weights.meta.R :])
     kept = fast.bounded_single_hop_residuals(weights, subjects)
-    monkeypatch.setattr(fast, "_units_that_may_open", lambda *a: None)
+    monkeypatch.setattr(fast, "_units_that_may_open", lambda *a: [None] * weights.meta.R)
     full = fast.bounded_single_hop_residuals(weights, subjects)
     assert np.allclose(kept.center, full.center, rtol=1e-13, atol=1e-300)
     assert np.allclose(kept.radius_norm, full.radius_norm, rtol=1e-9) and np.array_equal(kept.safe, full.safe)
@@ -258,3 +258,26 @@ def test_leaving_out_units_no_subject_can_open_changes_no_row(kind, monkeypatch)
         assert all(units is not None and len(units) <= weights.blocks[0].mlp.d_mlp // 2 for units in skipped)
     if kind == "exact":
         assert np.array_equal(kept.center, full.center)
+
+
+def test_the_least_bound_kept_by_the_chunks_is_the_one_the_search_would_find(monkeypatch):
+    """certify_single_hop tracks the first certified query of least bound while its chunks finish (in
+    their threads); it must be the one margin_search._lowest_certified finds over the whole array."""
+    from georecall.verify import certify, margin_search
+
+    seen = []
+    search = certify.search_min_margin
+
+    def spy(lower, certified, best, margins_of, chunk, checked, budget=None, lowest=None):
+        seen.append((lowest, margin_search._lowest_certified(lower, certified)))
+        return search(lower, certified, best, margins_of, chunk, checked, budget, lowest)
+
+    monkeypatch.setattr(certify, "search_min_margin", spy)
+    instance = Instance.random(512, 4, 5)
+    weights = build_construction("block", instance).weights
+    rng = np.random.default_rng(0)
+    noisy = replace(weights, W_E=weights.W_E + 1e-3 * rng.standard_normal(weights.W_E.shape))  # distinct bounds, some ties broken
+    for model in (weights, noisy):
+        report = certify.certify_single_hop(model, instance, memory_budget_bytes=2**20)  # many chunks
+        assert report.exact_recall
+    assert len(seen) == 2 and all(kept == found for kept, found in seen)

@@ -20,10 +20,10 @@ from georecall.verify.run import verify_model
 EVERY_HALF = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
 
 
-def test_the_half_table_widens_every_float16_bit_pattern_exactly():
-    table = widen(EVERY_HALF)
+def test_widening_is_exact_on_every_float16_bit_pattern():
+    wide = widen(EVERY_HALF)
     plain = EVERY_HALF.astype(np.float64)
-    assert np.array_equal(table.view(np.uint64), plain.view(np.uint64))  # NaN payloads, -0.0 and subnormals included
+    assert np.array_equal(wide.view(np.uint64), plain.view(np.uint64))  # NaN payloads, -0.0 and subnormals included
 
 
 def test_a_widened_array_reads_as_float64_everywhere():
@@ -176,6 +176,9 @@ def test_the_exponent_floor_of_float16_values_read_as_float32_is_the_float64_one
     prefix = exactness._PREFIX
     try:
         for exactness._PREFIX in (prefix, 3):
-            assert exactness.exponent_floor(as_single(halves)) == exactness.exponent_floor(halves.astype(np.float64))
+            floor = exactness.exponent_floor(halves.astype(np.float64))
+            assert exactness.exponent_floor(as_single(halves)) == floor
+            for at_most in (floor, floor - 1, floor + 1, -24, 0, 15, exactness.NO_FLOOR):  # a floor found already, block by block
+                assert exactness.exponent_floor(as_single(halves), at_most=at_most) == min(at_most, floor)
     finally:
         exactness._PREFIX = prefix

@@ -85,16 +85,10 @@ class Widened(NDArrayOperatorsMixin):
         return f"Widened({self.stored.dtype}, shape={list(self.shape)})"
 
 
-_HALF_TO_DOUBLE: list = []  # every float16 bit pattern's float64 value: a table lookup is 5x numpy's float16 conversion
-
-
 def widen(values: np.ndarray) -> np.ndarray:
-    """float16 or float32 values as float64 (exact); float16 through a 65,536-entry table."""
-    if values.dtype != np.float16:
-        return values.astype(np.float64)
-    if not _HALF_TO_DOUBLE:
-        _HALF_TO_DOUBLE.append(np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float64))
-    return _HALF_TO_DOUBLE[0][values.view(np.uint16)]
+    """float16 or float32 values as float64 (exact). numpy's own conversion: with numpy 2.4 it is 1.5-2x
+    the 65,536-entry table this once used (measured on blocks of 1,376 x 188 to 2^20 x 20)."""
+    return values.astype(np.float64)
 
 
 _MAGIC = np.float32(2.0**112)  # 2^(127 - 15): moves a float16's exponent field to float32's

@@ -215,6 +215,7 @@ def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memor
     one_layer = weights.n_layers == 1
     scan = FastScan(weights, instance, min(memory_budget_bytes, FAST_MEMORY_BUDGET_BYTES)) if one_layer else None
     bounded = None if one_layer else BoundedForward(weights)
+    lowest = (np.inf, None)  # (least certified bound, its query)
     if structure is not None:
         norms = scan.norms if one_layer else UnembeddingNorms(weights.W_U, weights.b_U, rows=structure.support)  # the same rows
         per_subject = 8 * 6 * R * (weights.d_model + max(b.mlp.d_mlp for b in weights.blocks))
@@ -228,11 +229,13 @@ def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memor
             center, radius, upper, safe = _residual_rows(weights, queries, subjects, begin, end, scan, bounded, structure.support)
             answers = instance.facts.T[subjects].reshape(-1)
             robust, bound = certified_bounds(structure, norms, center, radius, upper, safe, answers, weights.d_model, exact)
-            return np.where(robust, bound, -np.inf)
+            low = int(np.argmin(np.where(robust, bound, np.inf)))  # the chunk's least certified bound, found here, in parallel
+            return np.where(robust, bound, -np.inf), (bound[low] if robust[low] else np.inf, begin + low)
 
-        for subjects, bounds in zip(chunks, map_in_threads(chunk_bounds, chunks)):
+        for subjects, (bounds, least) in zip(chunks, map_in_threads(chunk_bounds, chunks)):
             begin, end = int(subjects[0]) * R, (int(subjects[-1]) + 1) * R
             lower[begin:end] = bounds
+            lowest = least if least[0] < lowest[0] else lowest  # strict: the first of equal bounds, as argmin
             if progress is not None:
                 progress(end, total)
     certified = lower > -np.inf  # a mask: index arrays over 8 million queries would cost 64 MB each
@@ -265,7 +268,7 @@ def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memor
         accumulator.margin[indices] = margins
         return margins
 
-    best = search_min_margin(lower, certified, best, margins_of, chunk, checked)
+    best = search_min_margin(lower, certified, best, margins_of, chunk, checked, lowest=lowest[1])
     report = accumulator.report("single_hop", total, True, chunk_size=chunk,
                                 details={"path": "certify", "certified": int(certified.sum()),
                                          "brute_forced": int(len(rest) + checked.sum()),

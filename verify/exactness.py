@@ -49,15 +49,24 @@ def _all_multiples(values: np.ndarray, floor: int) -> bool:
     return whole and bool(np.all(np.isfinite(scaled)))  # scaling up: an entry may overflow
 
 
-def exponent_floor(values: np.ndarray) -> int:
-    """The largest E with every entry an integer multiple of 2^E (NO_FLOOR when all are 0).
+def exponent_floor(values: np.ndarray, at_most: int = NO_FLOOR) -> int:
+    """min(at_most, the largest E with every entry an integer multiple of 2^E) (NO_FLOOR when all are 0).
 
     The floor of a prefix is read bit by bit; the rest is tested at it in one vectorised pass
     (the common case: one codebook throughout), and read bit by bit only if that test fails.
+    ``at_most`` (a floor found already, block by block) is tested first: when every entry is a
+    multiple of 2^at_most, nothing is read bit by bit.
     """
     flat = np.asarray(values).reshape(-1)
     if flat.dtype not in (np.float32, np.float64):  # float32 is tested as it is: scaling by 2^k is as exact there
         flat = flat.astype(np.float64)
+    at_most = min(at_most, NO_FLOOR)  # NO_FLOOR stands for "no entry but 0": nothing lies above it
+    if at_most != NO_FLOOR and all(_all_multiples(flat[b : b + (1 << 20)], at_most) for b in range(0, len(flat), 1 << 20)):
+        return at_most
+    return min(at_most, _floor_of(flat))
+
+
+def _floor_of(flat: np.ndarray) -> int:
     floor = _floor_bits(flat[:_PREFIX])
     rest = flat[_PREFIX:]
     if not len(rest):
@@ -214,7 +223,7 @@ def _subject_envelope(W_E, N: int) -> tuple[int, np.ndarray, np.ndarray]:
     floor, lo, hi = NO_FLOOR, None, None
     for _, block in row_blocks(stored(W_E)[:N], SUBJECT_BLOCK):  # a mapped W_E's pages released as it goes
         rows = as_single(block)  # float16 read as float32, exactly: 8 ms to 1.2 ms a block of 4,096 rows at d_model 224
-        floor = min(floor, exponent_floor(rows))
+        floor = exponent_floor(rows, at_most=floor)
         low, high = rows.min(axis=0), rows.max(axis=0)
         lo, hi = (low, high) if lo is None else (np.minimum(lo, low), np.maximum(hi, high))
     return floor, np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
@@ -231,7 +240,7 @@ def _logits_are_exact(weights: TransformerWeights, y: "_Box", columns: int = 1 <
     magnitude = y.magnitude[:, rows]
     floor, largest = exponent_floor(weights.b_U), 0.0
     for c0 in range(0, weights.W_U.shape[1], columns):
-        block = read_columns(weights.W_U, rows, c0, c0 + columns)
+        block = as_single(read_columns(weights.W_U, rows, c0, c0 + columns, as_stored=True))  # float16 as float32, exactly
         floor = min(floor, y.floor + exponent_floor(block))
         largest = max(largest, float(np.max(magnitude @ np.abs(block) + np.abs(weights.b_U[c0 : c0 + columns]), initial=0.0)))
     return floor >= LOWEST_FLOOR and _below(np.array([largest]), floor)

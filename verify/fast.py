@@ -83,6 +83,8 @@ class SingleHopSides:
         self.out1_cols = [o[:, cols] for o in out1]
         self.out1_W_in = [o @ mlp.W_in for o in out1]  # [R, d_mlp]: the relation side of the MLP input
         self.x1_W_in = x1 @ mlp.W_in + mlp.b_in
+        # per relation, the rows a chunk's [1, a1 of each head] multiplies: bias and relation row, then each head's value
+        self.relation_in = np.ascontiguousarray(np.stack([self.x1_W_in] + self.out1_W_in, axis=1))  # [R, 1 + H, d_mlp]
         # The subject side, reassociated (Lemma S7): x_0 (W_K q_1^T), x_0 (W_V W_O W_in), x_0 (W_V W_O)[:, cols]
         key_query = [attn.W_K[h] @ self.q1[h].T for h in range(H)]  # [d, R]
         value_out = [attn.W_V[h] @ attn.W_O[h] for h in range(H)]
@@ -152,17 +154,22 @@ def bounded_single_hop_residuals(weights: TransformerWeights, subjects: np.ndarr
         largest, least = side.max(axis=0), side.min(axis=0)
         envelope.append((largest, np.maximum(largest, -least), a0.min(axis=0), a0.max(axis=0)))
 
+    opening = _units_that_may_open(sides, envelope)
+    lefts = np.empty((R, S, 1 + attn.n_heads))  # per relation: [1, a1 of each head], the relation side's weights
+    lefts[:, :, 0] = ones
+    for h, a1 in enumerate(weights1):
+        lefts[:, :, 1 + h] = a1.T
+
     def relation_block(r: int) -> None:
         """The MLP for relation r: its [S, units] block stays in cache through every pass."""
-        units = _units_that_may_open(sides, envelope, r)
+        units = opening[r]
         picked = [side if units is None else side[:, units] for side in subject_in]
         pre = np.multiply(picked[0], weights0[0][:, r, None])
         for a0, side in zip(weights0[1:], picked[1:]):
             pre += side * a0[:, r, None]
         # relation side and bias: one product accumulated into pre (BLAS beta = 1)
-        left = np.stack([ones] + [w[:, r] for w in weights1], axis=1)
-        right = np.vstack([sides.x1_W_in[r][None, :]] + [side[r][None, :] for side in sides.out1_W_in])
-        pre = _accumulate_product(left, right if units is None else np.ascontiguousarray(right[:, units]), pre)
+        right = sides.relation_in[r]
+        pre = _accumulate_product(lefts[r], right if units is None else np.ascontiguousarray(right[:, units]), pre)
         hidden = np.maximum(pre, 0.0, out=pre)
         if sides.exact:  # Lemma S8: every value is in range and no radius needs the norm
             hidden_norm[:, r] = 0.0
@@ -194,22 +201,24 @@ def bounded_single_hop_residuals(weights: TransformerWeights, subjects: np.ndarr
     return BoundedRows(out, radius, upper_norm, safe & in_bounds)
 
 
-def _units_that_may_open(sides: SingleHopSides, envelope, r: int) -> np.ndarray | None:
-    """The hidden units some subject of the chunk may open for relation r (None: most of them).
+def _units_that_may_open(sides: SingleHopSides, envelope) -> list:
+    """Per relation, the hidden units some subject of the chunk may open (None: most of them).
 
     A unit's pre-activation is c + sum_h (a0 s_h + a1 o_h) with a1 = 1 - a0 up to rounding, that is
     c + sum_h (o_h + a0 (s_h - o_h)): at most c + sum_h (o_h + max(lo (S_h - o_h), hi (S_h - o_h))) for
     a0 in [lo, hi] and s_h <= S_h over the chunk. Computed in float64 it exceeds that by far less
     than 2^-40 of the magnitudes. Where even that is <= 0, this evaluation's ReLU gives exactly 0
-    and the unit is left out: its products are exact zeros (another summation order)."""
-    c = sides.x1_W_in[r]
+    and the unit is left out: its products are exact zeros (another summation order). Every relation
+    at once: [R, d_mlp] arrays, one numpy call per step instead of R."""
+    c = sides.x1_W_in
     bound, scale = c.copy(), np.abs(c)
     for (largest, magnitude, low, high), o in zip(envelope, sides.out1_W_in):
-        gap = largest - o[r]
-        bound += o[r] + np.maximum(low[r] * gap, high[r] * gap)
-        scale += 2.0 * (magnitude + np.abs(o[r]))
-    units = np.flatnonzero(~(bound + 2.0**-40 * scale <= 0))  # NaN: may open
-    return units if 2 * len(units) < len(c) else None
+        gap = largest[None, :] - o
+        bound += o + np.maximum(low[:, None] * gap, high[:, None] * gap)
+        scale += 2.0 * (magnitude[None, :] + np.abs(o))
+    may_open = ~(bound + 2.0**-40 * scale <= 0)  # NaN: may open
+    chosen = [np.flatnonzero(row) for row in may_open]
+    return [units if 2 * len(units) < c.shape[1] else None for units in chosen]
 
 
 def _accumulate_product(left: np.ndarray, right: np.ndarray, into: np.ndarray) -> np.ndarray:

@@ -9,14 +9,15 @@ MARGIN_TOLERANCE = 1e-6  # relative: the reported minimum margin is the float64 
 
 
 def search_min_margin(lower: np.ndarray, certified: np.ndarray, best: float, margins_of, chunk: int, checked: np.ndarray,
-                      budget: int | None = None) -> float:
+                      budget: int | None = None, lowest: int | None = None) -> float:
     """The least float margin: certified items (a mask; ``lower`` their proven bounds) whose bound could
     still be below the best margin found are brute forced (``margins_of(sorted items)`` records and
     returns their margins), lowest bound first, ``chunk`` at a time, to within MARGIN_TOLERANCE; at
-    most ``budget`` items when given (``checked`` then says which were)."""
+    most ``budget`` items when given (``checked`` then says which were). ``lowest``: the first certified
+    item of least bound, when the caller kept track of it (else it is found here)."""
     done = 0
     if not np.isfinite(best) and certified.any():  # the lowest bound first, alone: usually it settles the search at once
-        first = np.array([_lowest_certified(lower, certified)])
+        first = np.array([_lowest_certified(lower, certified) if lowest is None else lowest])
         checked[first] = True
         done, best = 1, min(best, float(margins_of(first).min()))
     while budget is None or done < budget:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from georecall.cli.args import EXIT_FAILED, EXIT_OK, BadInput, positive_int, real, warn_deprecated
 from georecall.cli.progress import add_quiet_option, counter
@@ -11,7 +12,11 @@ from georecall.cli.train import torch_forward
 from georecall.formats.containers import load_model
 from georecall.verify.chunks import DEFAULT_MEMORY_BUDGET_BYTES
 from georecall.verify.run import PATHS, verify_model
+from georecall.verify.threads import threads_for
 from georecall.verify.verdict import DEFAULT_MAX_EXACT
+
+
+LOAD_BYTES_PER_THREAD = 256 * 2**20  # a file's large members are checked on a second thread past this much of it
 
 
 def add_parsers(sub) -> None:
@@ -39,7 +44,8 @@ def add_parsers(sub) -> None:
 
 
 def run(args) -> int:
-    loaded = load_model(args.file)
+    size = os.path.getsize(args.file) if os.path.isfile(args.file) else 0  # load_model names what is wrong with anything else
+    loaded = load_model(args.file, workers=threads_for(size, LOAD_BYTES_PER_THREAD, most=2))
     path = args.path
     backend = {None: None, "numpy": "auto", "torch": "torch"}[args.backend]
     for flag, implied in (("--certify", "certify" if args.certify else None), (f"--backend {args.backend}", backend)):
