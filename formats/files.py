@@ -13,7 +13,10 @@ from georecall.theory.checks import InputError
 
 def write_atomically(path, write) -> None:
     """Call ``write(binary file)`` on a temporary file beside ``path``, then rename it over ``path``:
-    a kill at any moment leaves either the old file or the complete new one, never a truncated one."""
+    a kill at any moment leaves either the old file or the complete new one, never a truncated one.
+    The file reaches the disk before the rename (fsync), and the rename before this returns, so a
+    crash of the machine keeps that promise too; and the next command does not find the kernel still
+    writing the file back (a verify right after a 2^20 build ran 1 s slower for it)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
@@ -24,14 +27,31 @@ def write_atomically(path, write) -> None:
     try:
         with os.fdopen(handle, "wb") as raw:
             write(raw)
+            raw.flush()
+            os.fsync(raw.fileno())
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a weights file is not
         os.replace(temporary, path)
+        _sync_folder(folder)
     except BaseException:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def _sync_folder(folder: str) -> None:
+    """fsync a folder, so that a rename in it is on disk (where the platform allows opening one)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass  # some file systems refuse fsync on a folder; the file itself is on disk
+    finally:
+        os.close(handle)
 
 
 def staging_folder(target) -> str:
