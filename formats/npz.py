@@ -41,10 +41,11 @@ class _HoleWriter:
 
     def __init__(self, raw):
         self.raw = raw
+        self.holes = getattr(raw, "seekable", lambda: False)()  # a stream that cannot seek gets its zeros written
 
     def write(self, data) -> int:
         view = memoryview(data).cast("B")
-        if view.nbytes >= HOLE_MIN_BYTES and view.nbytes % 8 == 0 and not np.frombuffer(view, dtype=np.uint64).any():
+        if self.holes and view.nbytes >= HOLE_MIN_BYTES and view.nbytes % 8 == 0 and not np.frombuffer(view, dtype=np.uint64).any():
             self.raw.seek(view.nbytes, 1)  # from here: later writes (there always are: the zip's directory) end the hole
             return view.nbytes
         return self.raw.write(view)

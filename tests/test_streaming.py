@@ -159,3 +159,43 @@ def test_a_file_the_disk_cannot_hold_is_refused_before_anything_is_written(tmp_p
         containers.refuse_if_disk_is_short(tmp_path / "m.npz", 2 * 2**30)
     containers.refuse_if_disk_is_short(tmp_path / "m.npz", 2**29)  # small files are not checked
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_writable_or_copy_on_write_map_is_never_released(tmp_path):
+    """MADV_DONTNEED on a private (copy-on-write) map would throw its writes away: only read-only maps are released."""
+    path = tmp_path / "a.bin"
+    np.zeros(2**21, dtype=np.float64).tofile(path)
+    private = np.memmap(path, dtype=np.float64, mode="c")
+    private[:] = 7.0
+    release(private)
+    for _, block in row_blocks(private, 2**16):
+        pass
+    assert np.all(private == 7.0) and np.all(np.fromfile(path) == 0.0)
+
+
+def test_an_archive_written_to_a_stream_that_cannot_seek_holds_the_same_bytes(tmp_path):
+    import io
+
+    from georecall.formats.npz import write_npz
+
+    arrays = {"zeros": np.zeros((2, 2**22 + 8), dtype=np.float16), "ones": np.ones(3)}  # stored (over 16 MiB), all zero: a hole where it can be
+
+    class Pipe(io.RawIOBase):  # write-only, no seek, no tell: zipfile streams with data descriptors
+        def __init__(self):
+            self.chunks = []
+
+        def writable(self):
+            return True
+
+        def write(self, data):
+            self.chunks.append(bytes(data))
+            return len(data)
+
+    pipe = Pipe()
+    write_npz(pipe, arrays)
+    (tmp_path / "piped.npz").write_bytes(b"".join(pipe.chunks))
+    with open(tmp_path / "file.npz", "wb") as raw:
+        write_npz(raw, arrays)
+    for path in (tmp_path / "piped.npz", tmp_path / "file.npz"):
+        with np.load(path) as loaded:
+            assert all(np.array_equal(loaded[name], arrays[name]) for name in arrays)

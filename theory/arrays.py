@@ -167,19 +167,22 @@ def release(view) -> None:
     (formats.npz.mapped_members): the bytes stay in the kernel's page cache, but a pass over a
     member of several GB then holds one block at a time, not the member. Anything else: nothing."""
     array = stored(view)
-    if not isinstance(array, np.ndarray) or not array.size:
+    if not isinstance(array, np.ndarray) or not array.size or not hasattr(mmap, "MADV_DONTNEED"):
         return
     root = array
     while isinstance(root.base, np.ndarray):
         root = root.base
-    if not isinstance(root.base, mmap.mmap):
+    if not isinstance(root.base, mmap.mmap) or root.flags.writeable:  # a writable (copy-on-write) map would lose its writes
         return
     start = np.frombuffer(root.base, dtype=np.uint8, count=1).ctypes.data
-    low, high = np.lib.array_utils.byte_bounds(array)
+    low, high = _byte_bounds(array)
     low = -(-(low - start) // mmap.PAGESIZE) * mmap.PAGESIZE  # whole pages inside the view only: its neighbours may be in use
     high = (high - start) // mmap.PAGESIZE * mmap.PAGESIZE
     if high > low:
         root.base.madvise(mmap.MADV_DONTNEED, low, high - low)
+
+
+_byte_bounds = getattr(getattr(np.lib, "array_utils", None), "byte_bounds", None) or getattr(np, "byte_bounds", None)  # numpy 2, numpy 1
 
 
 def row_blocks(array, rows: int) -> Iterator[tuple[int, np.ndarray]]:
