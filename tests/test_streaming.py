@@ -199,3 +199,33 @@ def test_an_archive_written_to_a_stream_that_cannot_seek_holds_the_same_bytes(tm
     for path in (tmp_path / "piped.npz", tmp_path / "file.npz"):
         with np.load(path) as loaded:
             assert all(np.array_equal(loaded[name], arrays[name]) for name in arrays)
+
+
+@pytest.mark.parametrize("path", ["fast", "reference"])
+def test_a_brute_force_past_its_work_limit_is_refused_before_it_starts(monkeypatch, tmp_path, path, capsys):
+    """At N = 2^20 brute force is hours of logits (8.4 million queries, 10^6 logits each): refused with
+    the estimate, in one line and exit 2 from the command line; the certificate still runs."""
+    from georecall.cli import main
+    from georecall.verify import reach
+
+    instance = Instance.random(512, 4, seed=3)
+    model = build_streamed("block", instance)
+    path_file = tmp_path / "m.npz"
+    save_arrays(path_file, model.arrays, instance, model.meta, model.spec)
+    loaded = load_model(path_file)
+    monkeypatch.setattr(reach, "BRUTE_FORCE_WORK_LIMIT", 512 * 4 * 512 * 9)  # fast reads 9 support rows: exactly at the limit passes
+    assert verify_model(loaded.weights, loaded.instance, path="fast").exact_recall
+    monkeypatch.setattr(reach, "BRUTE_FORCE_WORK_LIMIT", 10**5)
+    with pytest.raises(InputError, match=rf"the {path} path would brute-force 2,048 single-hop queries against 512 logits each"):
+        verify_model(loaded.weights, loaded.instance, path=path)
+    with pytest.raises(InputError, match="the torch path would brute-force 2,048"):
+        from georecall.verify.torch_path import TorchForward
+
+        TorchForward(loaded.weights)
+    monkeypatch.setattr(reach, "DEVICE_COPY_LIMIT_BYTES", 2**10)
+    with pytest.raises(InputError, match=r"the torch path holds W_E and W_U as float64: .* GiB \(limit 0 GiB\)"):
+        TorchForward(loaded.weights, "cuda")  # refused before any device is asked for
+    assert verify_model(loaded.weights, loaded.instance, path="certify").exact_recall
+    assert main(["verify", str(path_file), "--path", path, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "limit 1e+05" in err[0] and "Traceback" not in err[0]

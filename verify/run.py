@@ -26,6 +26,7 @@ from georecall.theory.checks import InputError
 from georecall.verify.error_model import overflow_is_a_verdict
 from georecall.verify.reference import BoundedForward, answer_margins, check_context  # noqa: F401 (answer_margins: the plain definition)
 from georecall.verify.chunks import DEFAULT_MEMORY_BUDGET_BYTES
+from georecall.verify.reach import refuse_brute_force_out_of_reach
 from georecall.verify.exact import ExactDecider
 from georecall.theory.instance import Instance
 from georecall.theory.queries import ChainOfThoughtStepQueries, MultiHopQueries, SingleHopQueries, cot_parameters, multi_hop_parameters
@@ -331,6 +332,8 @@ def _single_hop_on(weights, instance, path, forward, max_listed, options, struct
     from georecall.verify.fast import verify_single_hop_fast
 
     chosen = choose_single_hop_path(weights, structure) if path == "auto" else path
+    if chosen in ("fast", "reference"):  # the torch path refuses when its forward is made (verify.torch_path)
+        refuse_brute_force_out_of_reach(weights, chosen)
     if chosen == "certify":
         return certify_single_hop(weights, instance, max_listed=max_listed, structure=structure, **options)
     if chosen == "fast":  # one layer: verify_model refuses 'fast' otherwise, and 'auto' never picks it

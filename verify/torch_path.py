@@ -79,7 +79,12 @@ class TorchForward(BoundedForward):
     """``forward.margins(tokens, answers)`` for the verdict engine, computed in torch float64."""
 
     def __init__(self, weights: TransformerWeights, device: str = "cpu"):
+        from georecall.verify.reach import refuse_brute_force_out_of_reach, refuse_device_copy_out_of_reach
+
+        refuse_device_copy_out_of_reach(weights)  # before the copies (np.asarray widens a narrow W_E whole), and any device
         self.device = resolve_device(device)
+        if self.device.type == "cpu":
+            refuse_brute_force_out_of_reach(weights, "torch")
         super().__init__(weights, ops=TorchOps(self.device),
                          convert=lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64, device=self.device))
         self.path = f"torch_{self.device.type}_float64"
