@@ -30,14 +30,34 @@ CASES = {
 BASELINE_SAMPLE = 20_000  # queries per depth or chain length for the reference baseline
 
 
+# The child records its own high-water mark (VmHWM) as it exits. wait4's ru_maxrss is no use here:
+# Linux carries the parent's resident memory at spawn into the child's (a 2 GB parent made
+# `python -c pass` report 2,075 MB), so a large parent, such as pytest, would inflate every figure.
+PEAK_WRAPPER = """import atexit, sys
+peak = sys.argv.pop(1)
+def record():
+    with open("/proc/self/status") as status, open(peak, "w") as out:
+        out.write(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+atexit.register(record)
+from georecall.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def timed(argv: list[str], folder: str) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stdout) of ``georecall ARGV`` in a child process."""
+    """(wall seconds, peak RSS in MB, stdout) of ``georecall ARGV`` in a child process; raises if it fails."""
+    peak = os.path.join(folder, f".peak-{os.getpid()}")
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "georecall.cli", *argv], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    child = subprocess.Popen([sys.executable, "-c", PEAK_WRAPPER, peak, *argv], cwd=folder, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
     out = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - started, usage.ru_maxrss / 1024, out
+    if child.wait() != 0:
+        raise RuntimeError(f"georecall {' '.join(argv)} exited with {child.returncode}")
+    seconds = time.perf_counter() - started
+    with open(peak) as recorded:
+        peak_kb = int(recorded.read())
+    os.unlink(peak)
+    return seconds, peak_kb / 1024, out
 
 
 def measure(name: str, folder: str) -> dict:
