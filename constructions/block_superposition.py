@@ -20,7 +20,7 @@ import numpy as np
 
 from georecall.theory.checks import InputError
 from georecall.constructions.base import Construction, StreamedConstruction
-from georecall.constructions.codebooks import Codebook, MultilevelDigits, multilevel_codes_digit, multilevel_d0, multilevel_levels
+from georecall.constructions.codebooks import Codebook, MultilevelDigits, multilevel_codes_digit, multilevel_d0, multilevel_description, multilevel_levels
 from georecall.constructions.layout import Layout
 from georecall.constructions.selector import gated_selector, nearest_code_unembedding, relation_rows, subject_copy_attention
 from georecall.theory.instance import Instance
@@ -70,7 +70,8 @@ def build_block_superposition(instance: Instance, codebook: Codebook) -> Constru
     meta = _meta(N, R, codebook.name, codebook.params, gate, layout)
     weights = TransformerWeights(W_E, (Block(attention, mlp),), W_U, b_U, meta)
     deterministic = codebook.name != "rademacher"
-    spec = spec_from_weights(weights, **_spec_fields(codebook, R, gate, 0.0 if deterministic else float(codebook.params["delta"])))
+    spec = spec_from_weights(weights, **_spec_fields(codebook.name, d0, codebook.bits_per_coordinate, codebook.params, R, gate,
+                                                     0.0 if deterministic else float(codebook.params["delta"])))
     return Construction(weights, spec, instance, lambda inst: block_subject_embeddings(inst, codebook))
 
 
@@ -84,9 +85,8 @@ def stream_block_superposition(instance: Instance, precision: int = 1) -> Stream
     the facts and b_U."""
     N, R = instance.N, instance.R
     d0 = multilevel_d0(N, precision)
-    book = Codebook("binary" if precision == 1 else "multilevel", np.zeros((0, d0)), float(precision),
-                    float((1 << precision) - 1), {"precision": precision})  # the codebook's name and sizes; codes made below
-    gate = book.max_abs_entry + 1.0
+    book = multilevel_description(precision)  # the codebook's name and largest entry; its codes are made below, a block at a time
+    gate = book["max_abs_entry"] + 1.0
     layout, attention, mlp, relations = _shared_parts(R, d0, gate)
     D, output = layout.d_model, layout["output"]
     dtype = narrowest_float(np.append(multilevel_levels(N, precision), (0.0, 1.0))).dtype  # every entry W_E and W_U hold
@@ -112,7 +112,7 @@ def stream_block_superposition(instance: Instance, precision: int = 1) -> Stream
             else:
                 yield zero
 
-    meta = _meta(N, R, book.name, book.params, gate, layout)
+    meta = _meta(N, R, book["name"], book["params"], gate, layout)
     arrays = {"W_E": RowBlocks((N + R, D), dtype, embedding_rows)}
     arrays.update({f"blocks.0.attn.{name}": getattr(attention, name) for name in ("W_Q", "W_K", "W_V", "W_O")})
     arrays.update({f"blocks.0.mlp.{name}": getattr(mlp, name) for name in ("W_in", "b_in", "W_out", "b_out")})
@@ -121,7 +121,8 @@ def stream_block_superposition(instance: Instance, precision: int = 1) -> Stream
     # Every code entry is an odd level, never 0: W_U holds N * d0 non-zeros and b_U = -||u_a||^2 / 2 < 0 holds N.
     counts = {"subject_params": N * D, "shared_params": sum(a.size for a in small) + D * N + N,
               "shared_params_nonzero": sum(int(np.count_nonzero(a)) for a in small) + N * d0 + N}
-    spec = spec_from_sizes(meta, D, [(attention.n_heads, attention.d_head, mlp.d_mlp)], **counts, **_spec_fields(book, R, gate, 0.0))
+    spec = spec_from_sizes(meta, D, [(attention.n_heads, attention.d_head, mlp.d_mlp)], **counts,
+                          **_spec_fields(book["name"], d0, book["bits_per_coordinate"], book["params"], R, gate, 0.0))
     return StreamedConstruction(arrays, meta, spec, instance)
 
 
@@ -144,15 +145,15 @@ def _meta(N: int, R: int, codebook: str, params: dict, gate: float, layout: Layo
                             "layout": layout.to_json_dict()})
 
 
-def _spec_fields(codebook: Codebook, R: int, gate: float, failure_probability: float) -> dict:
+def _spec_fields(codebook: str, d0: int, bits_per_coordinate: float, params: dict, R: int, gate: float, failure_probability: float) -> dict:
     return dict(
-        name=f"{NAME}/{codebook.name}",
-        subject_embedding_dim=R * codebook.d0,
-        bits_per_coordinate=codebook.bits_per_coordinate,
+        name=f"{NAME}/{codebook}",
+        subject_embedding_dim=R * d0,
+        bits_per_coordinate=bits_per_coordinate,
         # 2^p-level codes: min squared distance is exactly 4, so the margin is 2 (Theorem 1).
         # Rademacher codes: margin >= 2 on the event that the codes are distinct (Theorem 2).
         guaranteed_margin=2.0,
         failure_probability=failure_probability,
         fact_independent_shared=True,
-        extra={"d0": codebook.d0, "gate_constant": gate, "codebook_params": codebook.params},
+        extra={"d0": d0, "gate_constant": gate, "codebook_params": params},
     )

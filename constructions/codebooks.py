@@ -64,10 +64,15 @@ def multilevel_codebook(N: int, precision: int = 1) -> Codebook:
     """2^p-level codes: digit l of a in base L = 2^p becomes the level 2l - (L - 1)."""
     N = require_int("N", N, minimum=2)
     precision = require_int("precision", precision, minimum=1, maximum=16)
-    levels = 1 << precision
     codes = multilevel_codes(np.arange(N), precision, multilevel_d0(N, precision))
-    name = "binary" if precision == 1 else "multilevel"
-    return Codebook(name, codes, float(precision), float(levels - 1), {"precision": precision})
+    return Codebook(codes=codes, **multilevel_description(precision))
+
+
+def multilevel_description(precision: int) -> dict:
+    """Everything multilevel_codebook's Codebook says besides its codes (name, bits per coordinate, largest
+    |entry|, params): what a builder that never holds the codes needs of it (block_superposition's streamed build)."""
+    return {"name": "binary" if precision == 1 else "multilevel", "bits_per_coordinate": float(precision),
+            "max_abs_entry": float((1 << precision) - 1), "params": {"precision": precision}}
 
 
 def multilevel_codes(attributes: np.ndarray, precision: int, d0: int, dtype=np.float64) -> np.ndarray:

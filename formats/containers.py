@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import zipfile
 from dataclasses import dataclass
 
@@ -14,7 +13,7 @@ import numpy as np
 from georecall.theory.checks import InputError
 from georecall.theory.instance import Instance
 from georecall.theory.spec import ConstructionSpec
-from georecall.formats.files import write_atomically
+from georecall.formats.files import refuse_if_disk_is_short, write_atomically
 from georecall.formats.safe_json import parse_json
 from georecall.formats.npz import LOAD_MEMORY_LIMIT_BYTES, check_declared_shapes, inspect_archive, mapped_members, narrowest_float, read_members, write_npz
 from georecall.formats.safetensors import is_safetensors, read_header, read_tensors, save_safetensors
@@ -55,18 +54,6 @@ def save_arrays(path, named_arrays: dict, instance: Instance, meta: ModelMeta, s
     arrays["meta"] = np.array(json.dumps(meta))
     refuse_if_disk_is_short(path, sum(array.nbytes for array in arrays.values()))
     write_atomically(path, lambda raw: write_npz(raw, arrays))
-
-
-def refuse_if_disk_is_short(path, needed: int) -> None:
-    """InputError before anything is written when the folder of ``path`` has less room than ``needed``
-    bytes (an upper bound: long zero runs become holes); small files are not checked."""
-    if needed < 2**30:
-        return
-    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-    free = shutil.disk_usage(folder).free if os.path.isdir(folder) else needed
-    if needed > free:
-        raise InputError(f"cannot write {path}: the file takes up to {needed / 2**30:,.1f} GiB and {folder} has "
-                         f"{free / 2**30:,.1f} GiB free")
 
 
 def load_model(path, workers: int = 1) -> LoadedModel:

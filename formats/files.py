@@ -40,6 +40,18 @@ def write_atomically(path, write) -> None:
         raise
 
 
+def refuse_if_disk_is_short(path, needed: int) -> None:
+    """InputError before anything is written when the folder of ``path`` has less room than ``needed``
+    bytes (an upper bound: long zero runs become holes); small files are not checked."""
+    if needed < 2**30:
+        return
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    free = shutil.disk_usage(folder).free if os.path.isdir(folder) else needed
+    if needed > free:
+        raise InputError(f"cannot write {path}: the file takes up to {needed / 2**30:,.1f} GiB and {folder} has "
+                         f"{free / 2**30:,.1f} GiB free")
+
+
 def _sync_folder(folder: str) -> None:
     """fsync a folder, so that a rename in it is on disk (where the platform allows opening one)."""
     try:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import zipfile
 import zlib
+from typing import NamedTuple
 
 import numpy as np
 
 from georecall.theory.checks import InputError
 from georecall.theory.arrays import NARROW_FLOATS, WIDENED_ARRAYS, RowBlocks, Widened, all_finite_bits, narrowest_float
 
-__all__ = ["narrowest_float", "write_npz", "inspect_archive", "check_declared_shapes", "mapped_members"]
+__all__ = ["narrowest_float", "write_npz", "inspect_archive", "check_declared_shapes", "mapped_members", "read_members"]
 
 LOAD_MEMORY_LIMIT_BYTES = 16 * 2**30  # two thirds of this machine: a larger file is refused before it is inflated
 META_MAX_BYTES = 16 * 2**20
@@ -124,8 +125,12 @@ def inspect_archive(path, limit: int = LOAD_MEMORY_LIMIT_BYTES) -> dict | None:
 def _mappable(name: str, info: zipfile.ZipInfo, dtype: np.dtype) -> bool:
     """Whether load_model reads this member in place (mapped_members) and keeps it narrow: it then
     costs at most its stored bytes, paged in as read, never a float64 copy."""
-    return (name in WIDENED_ARRAYS and dtype in NARROW_FLOATS and info.compress_type == zipfile.ZIP_STORED
-            and info.file_size > STORED_ABOVE_BYTES and not info.flag_bits & 0x1)
+    return name in WIDENED_ARRAYS and dtype in NARROW_FLOATS and _stored_plainly(info, STORED_ABOVE_BYTES)
+
+
+def _stored_plainly(info: zipfile.ZipInfo, above_bytes: int) -> bool:
+    """Stored without compression or encryption, and larger than ``above_bytes``: readable in place."""
+    return info.compress_type == zipfile.ZIP_STORED and info.file_size > above_bytes and not info.flag_bits & 0x1
 
 
 def check_declared_shapes(path, headers: dict, meta) -> None:
@@ -163,13 +168,13 @@ def mapped_members(path, names, above_bytes: int | None = None, workers: int = 1
     found = {}
     with open(path, "rb") as raw, zipfile.ZipFile(raw) as archive:
         for name in names:
-            located = _locate(path, raw, archive, name, above_bytes)
-            if located is not None and located[5] in NARROW_FLOATS:
-                found[name] = located
+            member = _locate(path, raw, archive, name, above_bytes)
+            if member is not None and member.dtype in NARROW_FLOATS:
+                found[name] = member
 
     def check(name: str) -> bool:
         with open(path, "rb") as raw:
-            return _read_checked(path, raw, found[name], np.empty(CRC_BLOCK, dtype=np.uint8), found[name][5])
+            return _read_checked(path, raw, found[name], None, found[name].dtype)
 
     if workers > 1 and len(found) > 1:
         from concurrent.futures import ThreadPoolExecutor
@@ -179,12 +184,16 @@ def mapped_members(path, names, above_bytes: int | None = None, workers: int = 1
     else:
         finite = {name: check(name) for name in found}
     mapped = {}
-    for name, (info, start, head, shape, fortran, dtype) in found.items():
-        member = np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(info.file_size,))
-        values = member[head:].view(dtype)
-        values = values.reshape(shape[::-1]).T if fortran else values.reshape(shape)
+    for name, member in found.items():
+        values = np.memmap(path, dtype=np.uint8, mode="r", offset=member.start, shape=(member.info.file_size,))[member.head :]
+        values = _shaped(values.view(member.dtype), member)
         mapped[name] = Widened(values, finite=True) if finite[name] else values  # a non-finite value is found, and named, later
     return mapped
+
+
+def _shaped(flat: np.ndarray, member: _Member) -> np.ndarray:
+    """A member's values in the shape (and order) its header declares."""
+    return flat.reshape(member.shape[::-1]).T if member.fortran else flat.reshape(member.shape)
 
 
 def read_members(path, names, above_bytes: int | None = None) -> dict:
@@ -194,27 +203,36 @@ def read_members(path, names, above_bytes: int | None = None) -> dict:
     read = {}
     with open(path, "rb") as raw, zipfile.ZipFile(raw) as archive:
         for name in names:
-            found = _locate(path, raw, archive, name, above_bytes)
-            if found is None or found[5].kind not in "iuf" or found[5] in NARROW_FLOATS:
+            member = _locate(path, raw, archive, name, above_bytes)
+            if member is None or member.dtype.kind not in "iuf" or member.dtype in NARROW_FLOATS:
                 continue
-            info, start, head, shape, fortran, dtype = found
-            values = np.empty(int(np.prod(shape)), dtype=dtype)
-            _read_checked(path, raw, found, values.view(np.uint8), None)
-            values = values.reshape(shape[::-1]).T if fortran else values.reshape(shape)
+            flat = np.empty(int(np.prod(member.shape)), dtype=member.dtype)
+            _read_checked(path, raw, member, flat.view(np.uint8), None)
+            values = _shaped(flat, member)
             values.setflags(write=False)
             read[name] = values
     return read
 
 
-def _locate(path, raw, archive: zipfile.ZipFile, name: str, above_bytes: int | None):
-    """(info, start, head, shape, fortran, dtype) of member ``name``'s .npy when it is stored plainly (no
-    compression, no encryption, larger than ``above_bytes``) with a header that matches its size; else None."""
-    above_bytes = STORED_ABOVE_BYTES if above_bytes is None else above_bytes
+class _Member(NamedTuple):
+    """A member's .npy, stored plainly: its zip entry, where its bytes start, its header's length and what the header says."""
+
+    info: zipfile.ZipInfo
+    start: int
+    head: int
+    shape: tuple
+    fortran: bool
+    dtype: np.dtype
+
+
+def _locate(path, raw, archive: zipfile.ZipFile, name: str, above_bytes: int | None) -> _Member | None:
+    """Member ``name``'s .npy when it is stored plainly (no compression, no encryption, larger than
+    ``above_bytes``) with a header that matches its size; else None."""
     try:
         info = archive.getinfo(f"{name}.npy")
     except KeyError:
         return None
-    if info.compress_type != zipfile.ZIP_STORED or info.file_size <= above_bytes or info.flag_bits & 0x1:
+    if not _stored_plainly(info, STORED_ABOVE_BYTES if above_bytes is None else above_bytes):
         return None
     raw.seek(info.header_offset)
     local = raw.read(30)
@@ -231,19 +249,21 @@ def _locate(path, raw, archive: zipfile.ZipFile, name: str, above_bytes: int | N
     head = raw.tell() - start
     if dtype.hasobject or head + int(np.prod(shape)) * dtype.itemsize != info.file_size:
         return None
-    return info, start, head, shape, fortran, dtype
+    return _Member(info, start, head, shape, fortran, dtype)
 
 
-def _read_checked(path, raw, found: tuple, into: np.ndarray, finite_dtype) -> bool:
-    """Read a located member once: its header, then its values a block at a time into ``into`` (uint8:
-    the whole destination, of the values' size, or one reused block of CRC_BLOCK). Checks its CRC-32 against the zip's (InputError when
-    they differ); with ``finite_dtype``, returns whether every value is finite (exponent bits)."""
-    info, start, head, _, _, _ = found
+def _read_checked(path, raw, member: _Member, into: np.ndarray | None, finite_dtype) -> bool:
+    """Read a located member once: its header, then its values a block at a time into ``into`` (uint8,
+    the values' whole destination) or, without one, into one reused block of CRC_BLOCK bytes. Checks its
+    CRC-32 against the zip's (InputError when they differ); with ``finite_dtype``, returns whether every
+    value is finite (exponent bits)."""
+    info, start, head = member.info, member.start, member.head
     raw.seek(start)
     crc = zlib.crc32(raw.read(head))
     finite, size = True, info.file_size - head
+    reused = np.empty(min(CRC_BLOCK, size), dtype=np.uint8) if into is None else None
     for offset in range(0, size, CRC_BLOCK):
-        block = into[offset : offset + CRC_BLOCK] if len(into) == size else into[: min(CRC_BLOCK, size - offset)]
+        block = into[offset : offset + CRC_BLOCK] if into is not None else reused[: min(CRC_BLOCK, size - offset)]
         filled = 0
         while filled < len(block):
             got = raw.readinto(block[filled:].data)

@@ -151,13 +151,13 @@ def test_a_file_the_disk_cannot_hold_is_refused_before_anything_is_written(tmp_p
     import shutil
     from collections import namedtuple
 
-    from georecall.formats import containers
+    from georecall.formats import files
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(2**40, 2**40 - 2**30, 2**30))
     with pytest.raises(InputError, match=r"takes up to 2\.0 GiB and .* has 1\.0 GiB free"):
-        containers.refuse_if_disk_is_short(tmp_path / "m.npz", 2 * 2**30)
-    containers.refuse_if_disk_is_short(tmp_path / "m.npz", 2**29)  # small files are not checked
+        files.refuse_if_disk_is_short(tmp_path / "m.npz", 2 * 2**30)
+    files.refuse_if_disk_is_short(tmp_path / "m.npz", 2**29)  # small files are not checked
     assert list(tmp_path.iterdir()) == []
 
 

@@ -213,7 +213,8 @@ def certify_single_hop(weights: TransformerWeights, instance: Instance, *, memor
     accumulator = VerdictAccumulator(queries, total, decider=ExactDecider(weights), max_listed=max_listed, max_exact=max_exact)
     lower = np.full(total, -np.inf)  # proven margin bound of certified-robust queries; -inf elsewhere
     one_layer = weights.n_layers == 1
-    scan = FastScan(weights, instance, min(memory_budget_bytes, FAST_MEMORY_BUDGET_BYTES)) if one_layer else None
+    budget = min(memory_budget_bytes, FAST_MEMORY_BUDGET_BYTES)
+    scan = FastScan(weights, instance, budget, None if structure is None else structure.support) if one_layer else None
     bounded = None if one_layer else BoundedForward(weights)
     lowest = (np.inf, None)  # (least certified bound, its query)
     if structure is not None:

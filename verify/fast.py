@@ -271,10 +271,12 @@ def verify_single_hop_fast(weights: TransformerWeights, instance, *, memory_budg
 class FastScan:
     """Margins and radii of every single-hop query (or of chosen subjects), in subject chunks."""
 
-    def __init__(self, weights: TransformerWeights, instance, budget: int):
+    def __init__(self, weights: TransformerWeights, instance, budget: int, support: np.ndarray | None = None):
+        """``support``: W_U's non-zero rows when the caller has them (the certificate's structure): at
+        N = 2^24 finding them is a pass over 7.5 GB."""
         N, R = instance.N, instance.R
         self.weights, self.instance = weights, instance
-        self.support = unembedding_support(weights)
+        self.support = unembedding_support(weights) if support is None else support
         self._W_U = None
         self.b_U = weights.b_U if np.any(weights.b_U != 0) else None
         self.norms = UnembeddingNorms(weights.W_U, weights.b_U, rows=self.support)
